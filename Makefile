@@ -1,0 +1,54 @@
+# partnerbot: `make run` serves the chat, `make test` runs the whole suite.
+SHELL := /bin/bash
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export ANONYMIZED_TELEMETRY := False
+
+.PHONY: run test lint index serve bench eval clean
+
+$(BIN)/python:
+	@command -v $(PY) >/dev/null || { echo "Python 3.11 is required ($(PY) not found)"; exit 1; }
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+# The pinned CPU build of torch goes in first: a plain `torch` requirement would pull a CUDA build.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+# Debian's Chromium for the browser tests (Playwright drives /usr/bin/chromium).
+/usr/bin/chromium:
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+
+index: $(VENV)/.installed
+	$(BIN)/partnerbot index --no-eval
+
+run: index
+	$(BIN)/partnerbot serve
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check src tests benchmarks
+
+# The eval gate runs first so that pytest's summary is the last line of the run.
+test: $(VENV)/.installed-dev /usr/bin/chromium lint
+	$(BIN)/partnerbot index --no-eval
+	$(BIN)/partnerbot eval --check
+	$(BIN)/python -m pytest
+
+eval: $(VENV)/.installed
+	$(BIN)/partnerbot eval
+
+bench: $(VENV)/.installed-dev
+	$(BIN)/python benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) .partnerbot

@@ -1,0 +1,177 @@
+"""Read and validate the Markdown corpus: one file per document, with YAML front matter."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+from pathlib import Path
+from urllib.parse import urlparse
+
+import yaml
+
+from .errors import CorpusError, CorpusErrors
+from .types import COMPONENTS, Document
+
+REQUIRED = ("id", "title", "url", "date", "component", "sources", "summary")
+MAX_FILE_BYTES = 2_000_000
+ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def corpus_files(corpus_dir: Path) -> list[Path]:
+    """The corpus documents in `corpus_dir`, sorted by name (README files excluded)."""
+    if not corpus_dir.is_dir():
+        raise CorpusErrors([CorpusError(corpus_dir, "corpus folder not found")])
+    return sorted(p for p in corpus_dir.glob("*.md") if p.name.lower() != "readme.md")
+
+
+def _field_line(front: str, field: str) -> int | None:
+    """1-based line of `field:` in the file (front matter starts at line 2)."""
+    for i, line in enumerate(front.splitlines()):
+        if line.startswith(f"{field}:"):
+            return i + 2
+    return None
+
+
+def _valid_url(value: object) -> bool:
+    if not isinstance(value, str) or any(c.isspace() for c in value):
+        return False
+    parsed = urlparse(value)
+    return parsed.scheme in ("http", "https") and "." in parsed.netloc
+
+
+def parse_document(path: Path) -> Document:
+    """Parse and validate one corpus file.
+
+    Raises:
+        CorpusErrors: every problem found, each naming the file, field and line.
+    """
+    errors: list[CorpusError] = []
+    raw = path.read_bytes()
+    if len(raw) > MAX_FILE_BYTES:
+        raise CorpusErrors([CorpusError(path, f"file is {len(raw):,} bytes; the limit is {MAX_FILE_BYTES:,}")])
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise CorpusErrors([CorpusError(path, f"not valid UTF-8 (byte {exc.start})", line=line)]) from exc
+    text = text.replace("\r\n", "\n")
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    lines = text.split("\n")
+    if not lines or lines[0].strip() != "---":
+        raise CorpusErrors([CorpusError(path, "missing YAML front matter: the file must start with '---'", line=1)])
+    try:
+        close = next(i for i in range(1, len(lines)) if lines[i].strip() == "---")
+    except StopIteration:
+        raise CorpusErrors([CorpusError(path, "front matter is not closed by a '---' line", line=1)]) from None
+    front = "\n".join(lines[1:close])
+    try:
+        meta = yaml.safe_load(front)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 2 if mark is not None else 1
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise CorpusErrors([CorpusError(path, f"front matter is not valid YAML: {problem}", line=line)]) from exc
+    if not isinstance(meta, dict):
+        raise CorpusErrors([CorpusError(path, "front matter must be a YAML mapping", line=2)])
+
+    def err(field: str | None, message: str) -> None:
+        line = _field_line(front, field) if field else None
+        errors.append(CorpusError(path, message, field=field, line=line or (1 if field in REQUIRED else None)))
+
+    for key in meta:
+        if key not in REQUIRED:
+            err(str(key), f"unknown field (allowed: {', '.join(REQUIRED)})")
+    for key in REQUIRED:
+        value = meta.get(key)
+        if value is None or value == "" or value == []:
+            errors.append(CorpusError(path, "required field is missing or empty", field=key, line=_field_line(front, key) or 1))
+    doc_id = meta.get("id")
+    if doc_id is not None:
+        if not isinstance(doc_id, str) or not ID_RE.match(doc_id):
+            err("id", f"must be lower-case letters, digits and hyphens, got {doc_id!r}")
+        elif doc_id != path.stem:
+            err("id", f"'{doc_id}' does not match the file name '{path.stem}'")
+    for key in ("title", "summary"):
+        if meta.get(key) is not None and not isinstance(meta[key], str):
+            err(key, "must be a string")
+    date = meta.get("date")
+    if date is not None:
+        if isinstance(date, dt.datetime) or not isinstance(date, (dt.date, str)):
+            err("date", f"must be an ISO date YYYY-MM-DD, got {date!r}")
+        elif isinstance(date, str):
+            try:
+                dt.date.fromisoformat(date)
+                if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", date):
+                    raise ValueError
+            except ValueError:
+                err("date", f"must be an ISO date YYYY-MM-DD, got {date!r}")
+    if meta.get("url") is not None and not _valid_url(meta["url"]):
+        err("url", f"not a well-formed http(s) URL: {meta['url']!r}")
+    component = meta.get("component")
+    if component is not None and component not in COMPONENTS:
+        err("component", f"must be one of {', '.join(COMPONENTS)}, got {component!r}")
+    sources = meta.get("sources")
+    if sources is not None and sources != []:
+        if not isinstance(sources, list):
+            err("sources", "must be a list of URLs")
+        else:
+            for s in sources:
+                if not _valid_url(s):
+                    err("sources", f"not a well-formed http(s) URL: {s!r}")
+    body = "\n".join(lines[close + 1 :]).strip("\n")
+    if not body.strip():
+        errors.append(CorpusError(path, "the document body is empty", field="body", line=close + 2))
+    elif _CONTROL.search(body):
+        offset = _CONTROL.search(body).start()  # type: ignore[union-attr]
+        line = close + 2 + body[:offset].count("\n")
+        errors.append(CorpusError(path, "the body contains control characters; it must be plain text", field="body", line=line))
+    if errors:
+        exc = CorpusErrors(errors)
+        exc.doc_id = doc_id if isinstance(doc_id, str) else None
+        raise exc
+    return Document(
+        id=doc_id,
+        title=meta["title"].strip(),
+        url=meta["url"],
+        date=str(date),
+        component=component,
+        sources=tuple(sources),
+        summary=meta["summary"].strip(),
+        text=body + "\n",
+        content_hash=hashlib.sha256(raw).hexdigest(),
+    )
+
+
+def load_corpus(corpus_dir: Path) -> list[Document]:
+    """Load and validate every document in `corpus_dir`.
+
+    Raises:
+        CorpusErrors: all problems in all files, including duplicate ids.
+    """
+    docs: list[Document] = []
+    errors: list[CorpusError] = []
+    seen: dict[str, Path] = {}
+    files = corpus_files(corpus_dir)
+    if not files:
+        raise CorpusErrors([CorpusError(corpus_dir, "no Markdown documents (*.md) found")])
+    for path in files:
+        try:
+            doc = parse_document(path)
+            doc_id: str | None = doc.id
+        except CorpusErrors as exc:
+            errors.extend(exc.errors)
+            doc, doc_id = None, exc.doc_id
+        if doc_id is not None:
+            if doc_id in seen:
+                line = _field_line(path.read_text("utf-8", errors="replace").split("---")[1], "id") or 1
+                errors.append(CorpusError(path, f"duplicate id '{doc_id}' (also in {seen[doc_id]})", field="id", line=line))
+                continue
+            seen[doc_id] = path
+        if doc is not None:
+            docs.append(doc)
+    if errors:
+        raise CorpusErrors(errors)
+    return docs

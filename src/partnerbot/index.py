@@ -1,0 +1,350 @@
+"""Build, switch, roll back and describe versions of the index.
+
+A build writes a new version (chunks, sentences, documents) beside the active one, reusing
+the vectors of every unchanged chunk and sentence, and switches the active pointer only once
+the build has fully succeeded. A crash at any point leaves the active version untouched.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import store
+from .corpus import load_corpus
+from .errors import IndexMismatchError, IndexNotBuiltError, PartnerbotError
+from .settings import Settings
+from .types import Chunk, Document, IndexStatus, IndexSummary, Sentence
+
+BATCH = 1000
+Progress = Callable[[str, int, int], None]  # (stage, advance, total)
+Gate = Callable[[str], tuple[bool, str]]  # version -> (may switch, message)
+
+
+def build_meta(settings: Settings, dim: int) -> dict[str, Any]:
+    """What a version records about the settings that built it."""
+    return {
+        "pb_model": settings.model_name,
+        "pb_dim": dim,
+        "pb_chunk_size": settings.chunk_size,
+        "pb_chunk_overlap": settings.chunk_overlap,
+    }
+
+
+def check_meta(meta: dict[str, Any], settings: Settings, version: str) -> None:
+    """Raise `IndexMismatchError` unless `meta` was built with the current settings."""
+    want = {k: v for k, v in build_meta(settings, 0).items() if k != "pb_dim"}
+    diffs = [f"{k[3:]}={meta.get(k)!r} (now {v!r})" for k, v in want.items() if meta.get(k) != v]
+    if diffs:
+        raise IndexMismatchError(
+            f"index version {version} was built with other settings: {', '.join(diffs)}; "
+            "run `partnerbot index --rebuild`"
+        )
+
+
+def open_collections(client: Any, version: str) -> dict[str, Any]:
+    """The three collections of a version.
+
+    Raises:
+        IndexNotBuiltError: a collection is missing.
+    """
+    try:
+        return {kind: client.get_collection(store.collection_name(version, kind)) for kind in store.KINDS}
+    except Exception as exc:
+        if store._is_connection_error(exc):
+            raise store.StoreUnavailableError("the vector store is unreachable") from exc
+        raise IndexNotBuiltError(f"index version {version} is incomplete or deleted; {store.RECOVER}") from exc
+
+
+def _chunk_node(doc: Document, chunk: Chunk, embedding: Sequence[float] | None) -> Any:
+    from llama_index.core.schema import TextNode
+
+    meta = {"doc_id": doc.id, "title": doc.title, "url": doc.url, "date": doc.date,
+            "section": chunk.section, "start": chunk.start, "end": chunk.end}
+    hidden = ["doc_id", "url", "date", "start", "end"]
+    return TextNode(
+        id_=chunk.id,
+        text=chunk.text,
+        metadata=meta,
+        excluded_embed_metadata_keys=hidden,
+        excluded_llm_metadata_keys=hidden + ["title", "section"],
+        embedding=list(embedding) if embedding is not None else None,
+    )
+
+
+def _existing(collection: Any | None, ids: list[str]) -> dict[str, list[float]]:
+    """Embeddings already stored for `ids` in the active version."""
+    if collection is None or not ids:
+        return {}
+    found: dict[str, list[float]] = {}
+    for i in range(0, len(ids), BATCH):
+        got = collection.get(ids=ids[i : i + BATCH], include=["embeddings"])
+        for rid, emb in zip(got["ids"], got["embeddings"], strict=True):
+            found[rid] = emb
+    return found
+
+
+@dataclass(frozen=True)
+class _Plan:
+    docs: list[Document]
+    active: store.Pointer | None
+    added: tuple[str, ...]
+    changed: tuple[str, ...]
+    removed: tuple[str, ...]
+    unchanged: tuple[str, ...]
+
+
+def _plan(client: Any, settings: Settings, docs: list[Document], rebuild: bool) -> tuple[_Plan, dict[str, Any] | None]:
+    active: store.Pointer | None = None
+    cols = None
+    old_hashes: dict[str, str] = {}
+    if not rebuild:
+        try:
+            active = store.read_pointer(client)
+            cols = open_collections(client, active.version)
+        except IndexNotBuiltError:
+            active, cols = None, None
+        if cols is not None and active is not None:
+            check_meta(cols["chunks"].metadata or {}, settings, active.version)
+            got = cols["docs"].get(include=["metadatas"])
+            old_hashes = {i: m["content_hash"] for i, m in zip(got["ids"], got["metadatas"], strict=True)}
+    new = {d.id: d.content_hash for d in docs}
+    added = tuple(sorted(set(new) - set(old_hashes)))
+    removed = tuple(sorted(set(old_hashes) - set(new)))
+    changed = tuple(sorted(i for i in new if i in old_hashes and old_hashes[i] != new[i]))
+    unchanged = tuple(sorted(i for i in new if old_hashes.get(i) == new[i]))
+    return _Plan(docs, active, added, changed, removed, unchanged), cols
+
+
+def _new_version(docs: list[Document], settings: Settings) -> str:
+    digest = hashlib.sha256(json.dumps([[d.id, d.content_hash] for d in docs] + [settings.model_name, settings.chunk_size, settings.chunk_overlap]).encode())
+    return dt.datetime.now(dt.UTC).strftime("v%Y%m%dT%H%M%S%f") + "-" + digest.hexdigest()[:6]
+
+
+def bm25_dir(settings: Settings, version: str) -> Path:
+    return settings.data_dir / "bm25" / version
+
+
+def build_bm25(settings: Settings, version: str, nodes: list[Any]) -> Any:
+    """Build llama-index's BM25 retriever over `nodes` and persist it with the version."""
+    import Stemmer
+    from llama_index.retrievers.bm25 import BM25Retriever
+
+    retriever = BM25Retriever.from_defaults(
+        nodes=nodes, similarity_top_k=min(50, len(nodes)), stemmer=Stemmer.Stemmer("english"), language="english"
+    )
+    target = bm25_dir(settings, version)
+    tmp = target.with_name(target.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    retriever.persist(str(tmp))
+    shutil.rmtree(target, ignore_errors=True)
+    tmp.rename(target)
+    return retriever
+
+
+def build_index(
+    settings: Settings,
+    *,
+    rebuild: bool = False,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+    gate: Gate | None = None,
+) -> IndexSummary:
+    """Validate the corpus and build a new index version, reusing unchanged vectors.
+
+    Args:
+        rebuild: ignore the active version and embed everything.
+        dry_run: report what would change, write nothing.
+        progress: called as (stage, advance, total) while embedding.
+        gate: called with the new version before switching; (False, why) keeps the old one.
+
+    Returns:
+        What changed, how many chunks were embedded, and whether the pointer switched.
+
+    Raises:
+        CorpusErrors: a corpus file is invalid (nothing is written).
+        IndexLockedError: another index run is in progress.
+        IndexMismatchError: the active version was built with other settings.
+    """
+    started = time.perf_counter()
+    docs = load_corpus(settings.corpus_dir)
+    with store.index_lock(settings):
+        client = store.connect(settings)
+        plan, cols = _plan(client, settings, docs, rebuild)
+        if not dry_run:
+            _cleanup(client, settings, plan.active)
+        nothing = not (plan.added or plan.changed or plan.removed)
+        if nothing and plan.active is not None and not rebuild:
+            return IndexSummary(plan.active.version, (), (), (), plan.unchanged, 0, _count(cols, "chunks"),
+                                time.perf_counter() - started, dry_run, switched=False, note="index is up to date")
+
+        split = _splitter(settings)
+        chunks = [(d, c) for d in docs for c in _doc_chunks(d, split)]
+        sents = [s for d in docs for s in _doc_sentences(d)]
+        old_chunks = _existing(cols["chunks"] if cols else None, [c.id for _, c in chunks])
+        old_sents = _existing(cols["sents"] if cols else None, [s.id for s in sents])
+        todo_chunks = [(d, c) for d, c in chunks if c.id not in old_chunks]
+        todo_sents = [s for s in sents if s.id not in old_sents]
+        if dry_run:
+            return IndexSummary(None, plan.added, plan.changed, plan.removed, plan.unchanged, len(todo_chunks),
+                                len(chunks), time.perf_counter() - started, True, switched=False)
+
+        version = _new_version(docs, settings)
+        nodes = [_chunk_node(d, c, old_chunks.get(c.id)) for d, c in chunks]
+        _embed_missing(settings, nodes, todo_sents, old_sents, progress, len(todo_chunks))
+        _write_version(client, settings, version, docs, nodes, sents, old_sents)
+        build_bm25(settings, version, nodes)
+        if gate is not None:
+            ok, message = gate(version)
+            if not ok:
+                return IndexSummary(version, plan.added, plan.changed, plan.removed, plan.unchanged, len(todo_chunks),
+                                    len(chunks), time.perf_counter() - started, switched=False, note=message)
+        now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        store.write_pointer(client, store.Pointer(version, plan.active.version if plan.active else None, now))
+        _cleanup(client, settings, store.read_pointer(client))
+        return IndexSummary(version, plan.added, plan.changed, plan.removed, plan.unchanged, len(todo_chunks),
+                            len(chunks), time.perf_counter() - started)
+
+
+def _splitter(settings: Settings) -> Callable[[str], list[str]]:
+    from .embed import token_splitter
+
+    return token_splitter(settings)
+
+
+def _doc_chunks(doc: Document, split: Callable[[str], list[str]]) -> list[Chunk]:
+    from .chunk import document_chunks
+
+    return document_chunks(doc, split)
+
+
+def _doc_sentences(doc: Document) -> list[Sentence]:
+    from .chunk import document_sentences
+
+    return document_sentences(doc)
+
+
+def _embed_missing(settings: Settings, nodes: list[Any], todo_sents: list[Sentence], old_sents: dict[str, Any],
+                   progress: Progress | None, n_chunks: int) -> None:
+    from llama_index.core.schema import MetadataMode
+
+    from .embed import embed_texts
+
+    missing = [n for n in nodes if n.embedding is None]
+    total = len(missing) + len(todo_sents)
+    report = (lambda k: progress("embedding", k, total)) if progress else None
+    if missing:
+        vecs = embed_texts(settings, [n.get_content(metadata_mode=MetadataMode.EMBED) for n in missing], report)
+        for node, vec in zip(missing, vecs, strict=True):
+            node.embedding = vec.tolist()
+    if todo_sents:
+        vecs = embed_texts(settings, [s.text for s in todo_sents], report)
+        for sent, vec in zip(todo_sents, vecs, strict=True):
+            old_sents[sent.id] = vec.tolist()
+
+
+def _write_version(client: Any, settings: Settings, version: str, docs: list[Document], nodes: list[Any],
+                   sents: list[Sentence], sent_vecs: dict[str, Any]) -> None:
+    from llama_index.vector_stores.chroma import ChromaVectorStore
+
+    dim = len(nodes[0].embedding) if nodes else 0
+    meta = build_meta(settings, dim) | {"pb_built_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                                         "pb_version": version, "hnsw:space": "cosine"}
+    cols = {kind: client.create_collection(store.collection_name(version, kind), metadata=meta, embedding_function=None)
+            for kind in store.KINDS}
+    vector_store = ChromaVectorStore(chroma_collection=cols["chunks"])
+    for i in range(0, len(nodes), BATCH):
+        vector_store.add(nodes[i : i + BATCH])
+    for i in range(0, len(sents), BATCH):
+        part = sents[i : i + BATCH]
+        cols["sents"].add(
+            ids=[s.id for s in part],
+            embeddings=np.asarray([sent_vecs[s.id] for s in part], dtype=np.float32),
+            documents=[s.text for s in part],
+            metadatas=[{"doc_id": s.doc_id, "section": s.section, "start": s.start, "end": s.end} for s in part],
+        )
+    for i in range(0, len(docs), BATCH):
+        part = docs[i : i + BATCH]
+        cols["docs"].add(
+            ids=[d.id for d in part],
+            embeddings=[[1.0] for _ in part],
+            documents=[d.text for d in part],
+            metadatas=[{"title": d.title, "url": d.url, "date": d.date, "component": d.component,
+                        "summary": d.summary, "sources": json.dumps(list(d.sources)), "content_hash": d.content_hash}
+                       for d in part],
+        )
+
+
+def _cleanup(client: Any, settings: Settings, active: store.Pointer | None) -> None:
+    """Drop partial or outdated versions: keep only the active one and its predecessor."""
+    keep = {active.version, active.previous} if active else set()
+    for version in store.versions_present(client) - keep:
+        store.drop_version(client, version)
+    root = settings.data_dir / "bm25"
+    if root.is_dir():
+        for path in root.iterdir():
+            if path.name not in keep:
+                shutil.rmtree(path, ignore_errors=True)
+
+
+def _count(cols: dict[str, Any] | None, kind: str) -> int:
+    return int(cols[kind].count()) if cols else 0
+
+
+def rollback(settings: Settings) -> store.Pointer:
+    """Make the previous version active again (the current one becomes 'previous').
+
+    Raises:
+        PartnerbotError: there is no previous version to return to.
+    """
+    with store.index_lock(settings):
+        client = store.connect(settings)
+        pointer = store.read_pointer(client)
+        if not pointer.previous:
+            raise PartnerbotError("there is no previous index version to roll back to")
+        open_collections(client, pointer.previous)
+        now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        new = store.Pointer(pointer.previous, pointer.version, now)
+        store.write_pointer(client, new)
+        return new
+
+
+def status(settings: Settings) -> IndexStatus:
+    """Describe the active version and list corpus documents changed since it was built.
+
+    Raises:
+        IndexNotBuiltError: no index yet.
+    """
+    client = store.connect(settings)
+    pointer = store.read_pointer(client)
+    cols = open_collections(client, pointer.version)
+    meta = cols["chunks"].metadata or {}
+    got = cols["docs"].get(include=["metadatas"])
+    built = {i: m["content_hash"] for i, m in zip(got["ids"], got["metadatas"], strict=True)}
+    stale: list[str] = []
+    try:
+        current = {d.id: d.content_hash for d in load_corpus(settings.corpus_dir)}
+        stale = sorted({i for i in current if built.get(i) != current[i]} | (set(built) - set(current)))
+    except PartnerbotError as exc:
+        stale = [f"(corpus invalid: {str(exc).splitlines()[0]})"]
+    return IndexStatus(
+        version=pointer.version,
+        built_at=str(meta.get("pb_built_at", "")),
+        embed_model=str(meta.get("pb_model", "")),
+        chunk_size=int(meta.get("pb_chunk_size", 0)),
+        chunk_overlap=int(meta.get("pb_chunk_overlap", 0)),
+        documents=len(built),
+        chunks=int(cols["chunks"].count()),
+        previous=pointer.previous,
+        stale=tuple(stale),
+        store=store.describe(settings),
+    )

@@ -1,0 +1,33 @@
+"""Fixed phrases: the refusal, the outage message and the citation format."""
+
+from __future__ import annotations
+
+import re
+
+EXAMPLE_QUESTIONS = (
+    "What is the 287(g) program?",
+    "When were the Border Enforcement Security Task Forces created?",
+    "What does the Cyber Crimes Center do?",
+)
+
+REFUSAL = (
+    "I can't answer that from my sources. I answer questions about the ICE partnership programs named in "
+    "ICE's July 30, 2020 press release: 287(g), the Criminal Alien Program, Enforcement and Removal Operations "
+    "(ERO), Homeland Security Investigations (HSI), the Border Enforcement Security Task Forces (BEST), the IPR "
+    "Center, the Cyber Crimes Center, HERO Corps, the Human Rights Violators and War Crimes Center, and the "
+    "Office of Partnership and Engagement. You could ask, for example: "
+    + " / ".join(f'"{q}"' for q in EXAMPLE_QUESTIONS)
+)
+
+UNAVAILABLE = (
+    "The assistant is temporarily unavailable because its document store cannot be reached. "
+    "Please try again in a minute."
+)
+
+CITATION = "[{n}]"
+CITATION_RE = re.compile(r"\[(\d+)\]")
+
+
+def cite(n: int) -> str:
+    """The citation marker for source `n`."""
+    return CITATION.format(n=n)

@@ -1,0 +1,168 @@
+"""Hybrid retrieval: dense (llama-index over Chroma) and BM25, fused by reciprocal rank.
+
+A `Version` holds everything read once from an index version; queries never rebuild it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from . import store
+from .errors import StoreUnavailableError
+from .index import bm25_dir, build_bm25, check_meta, open_collections
+from .settings import Settings
+from .text import content_stems
+from .types import Chunk, Hit, Sentence
+
+os.environ.setdefault("TQDM_DISABLE", "1")
+RRF_K = 60
+CANDIDATES = 20
+
+
+@dataclass(frozen=True)
+class DocInfo:
+    """A document as stored with a version."""
+
+    id: str
+    title: str
+    url: str
+    date: str
+    component: str
+    summary: str
+    text: str
+
+
+@dataclass
+class Version:
+    """One index version loaded for querying."""
+
+    version: str
+    docs: dict[str, DocInfo]
+    chunks: dict[str, Chunk]
+    sentences: list[Sentence]
+    sentence_vecs: np.ndarray
+    sentence_stems: list[frozenset[str]]
+    idf: dict[str, float]
+    max_idf: float
+    dense: Any
+    bm25: Any
+
+    def sentences_in(self, chunk: Chunk) -> list[int]:
+        """Indices of the sentences that start inside `chunk`."""
+        idx = self._by_doc.get(chunk.doc_id, [])
+        return [i for i in idx if chunk.start <= self.sentences[i].start < chunk.end]
+
+    def __post_init__(self) -> None:
+        self._by_doc: dict[str, list[int]] = {}
+        for i, s in enumerate(self.sentences):
+            self._by_doc.setdefault(s.doc_id, []).append(i)
+
+
+def _get_all(collection: Any, include: list[str]) -> dict[str, list[Any]]:
+    total = collection.count()
+    out: dict[str, list[Any]] = {"ids": [], **{k: [] for k in include}}
+    for offset in range(0, total, 5000):
+        got = collection.get(include=include, limit=5000, offset=offset)
+        out["ids"].extend(got["ids"])
+        for k in include:
+            out[k].extend(got[k])
+    return out
+
+
+def load_version(client: Any, settings: Settings, version: str) -> Version:
+    """Read a version's documents, chunks and sentence vectors, and open its retrievers.
+
+    Raises:
+        IndexNotBuiltError: the version's collections are missing.
+        IndexMismatchError: it was built with other settings.
+    """
+    from llama_index.core import VectorStoreIndex
+    from llama_index.core.schema import TextNode
+    from llama_index.retrievers.bm25 import BM25Retriever
+    from llama_index.vector_stores.chroma import ChromaVectorStore
+
+    from .embed import embed_model
+
+    cols = open_collections(client, version)
+    check_meta(cols["chunks"].metadata or {}, settings, version)
+    got = _get_all(cols["docs"], ["documents", "metadatas"])
+    docs = {
+        i: DocInfo(i, m["title"], m["url"], m["date"], m["component"], m["summary"], text)
+        for i, text, m in zip(got["ids"], got["documents"], got["metadatas"], strict=True)
+    }
+    got = _get_all(cols["chunks"], ["metadatas"])
+    chunks = {}
+    for cid, m in zip(got["ids"], got["metadatas"], strict=True):
+        text = docs[m["doc_id"]].text[m["start"] : m["end"]]
+        chunks[cid] = Chunk(cid, m["doc_id"], m["section"], text, int(m["start"]), int(m["end"]))
+    got = _get_all(cols["sents"], ["metadatas", "embeddings"])
+    order = sorted(range(len(got["ids"])), key=lambda i: (got["metadatas"][i]["doc_id"], got["metadatas"][i]["start"]))
+    sentences = []
+    for i in order:
+        m = got["metadatas"][i]
+        text = docs[m["doc_id"]].text[m["start"] : m["end"]]
+        sentences.append(Sentence(got["ids"][i], m["doc_id"], m["section"], text, int(m["start"]), int(m["end"])))
+    vecs = np.asarray([got["embeddings"][i] for i in order], dtype=np.float32).reshape(len(order), -1)
+    stems = [frozenset(content_stems(s.text)) for s in sentences]
+    df = Counter(st for ss in stems for st in ss)
+    n = max(len(sentences), 1)
+    idf = {st: math.log((n + 1) / (c + 1)) + 1.0 for st, c in df.items()}
+    path = bm25_dir(settings, version)
+    if (path / "retriever.json").exists():
+        bm25 = BM25Retriever.from_persist_dir(str(path))
+    else:  # built on another machine (Chroma server mode): rebuild once from the stored chunks
+        nodes = [TextNode(id_=c.id, text=c.text, metadata={"title": docs[c.doc_id].title, "section": c.section})
+                 for c in chunks.values()]
+        bm25 = build_bm25(settings, version, nodes)
+    bm25.similarity_top_k = min(CANDIDATES, len(chunks))
+    index = VectorStoreIndex.from_vector_store(ChromaVectorStore(chroma_collection=cols["chunks"]),
+                                               embed_model=embed_model(settings))
+    dense = index.as_retriever(similarity_top_k=min(CANDIDATES, len(chunks)))
+    return Version(version, docs, chunks, sentences, vecs, stems, idf, math.log(n + 1) + 1.0, dense, bm25)
+
+
+def retrieve(state: Version, query: str, query_vec: np.ndarray, mode: str, k: int) -> list[Hit]:
+    """The top `k` chunks for `query`, fused by reciprocal rank in hybrid mode.
+
+    Raises:
+        StoreUnavailableError: the vector store cannot be reached.
+    """
+    from llama_index.core.schema import QueryBundle
+
+    dense: dict[str, tuple[int, float]] = {}
+    lexical: dict[str, tuple[int, float]] = {}
+    if mode in ("hybrid", "dense"):
+        try:
+            found = state.dense.retrieve(QueryBundle(query_str=query, embedding=query_vec.tolist()))
+        except Exception as exc:
+            raise StoreUnavailableError("the vector store is unreachable") from exc
+        dense = {n.node.node_id: (r, float(n.score or 0.0)) for r, n in enumerate(found)}
+    if mode in ("hybrid", "bm25") and content_stems(query):
+        found = state.bm25.retrieve(QueryBundle(query_str=query))
+        lexical = {n.node.node_id: (r, float(n.score or 0.0)) for r, n in enumerate(found) if (n.score or 0) > 0}
+    fused: dict[str, float] = {}
+    for ranking in (dense, lexical):
+        for cid, (rank, _) in ranking.items():
+            fused[cid] = fused.get(cid, 0.0) + 1.0 / (RRF_K + rank + 1)
+    best = sorted(fused.items(), key=lambda kv: -kv[1])[:k]
+    return [
+        Hit(state.chunks[cid], score, dense.get(cid, (0, None))[1], lexical.get(cid, (0, None))[1])
+        for cid, score in best
+        if cid in state.chunks
+    ]
+
+
+def pointer_version(client: Any) -> str:
+    """The active version's name, read from the store."""
+    return store.read_pointer(client).version
+
+
+def docs_json(state: Version) -> str:
+    return json.dumps({d.id: d.title for d in state.docs.values()})

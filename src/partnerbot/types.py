@@ -1,0 +1,133 @@
+"""Typed values passed between the stages of the pipeline."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+COMPONENTS = ("ERO", "HSI", "OPE", "ICE")
+
+
+@dataclass(frozen=True)
+class Document:
+    """One corpus file: front matter plus its Markdown body."""
+
+    id: str
+    title: str
+    url: str
+    date: str
+    component: str
+    sources: tuple[str, ...]
+    summary: str
+    text: str
+    content_hash: str
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A passage of a document, with its character offsets in `Document.text`."""
+
+    id: str
+    doc_id: str
+    section: str
+    text: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class Sentence:
+    """A quotable sentence of a document, with its offsets in `Document.text`."""
+
+    id: str
+    doc_id: str
+    section: str
+    text: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A retrieved chunk with its fused score and rank signals."""
+
+    chunk: Chunk
+    score: float
+    dense: float | None = None
+    bm25: float | None = None
+
+
+@dataclass(frozen=True)
+class Source:
+    """A cited passage: numbered in order of first citation."""
+
+    n: int
+    doc_id: str
+    title: str
+    url: str
+    date: str
+    section: str
+    quote: str
+    start: int
+    end: int
+    score: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What `Assistant.ask` returns: the text with `[n]` markers and its sources."""
+
+    question: str
+    text: str
+    sources: tuple[Source, ...]
+    refused: bool
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    retrieved_doc_ids: tuple[str, ...] = ()
+    index_version: str = ""
+    unavailable: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape shared by `ask --json` and the `/ask` endpoint."""
+        return {
+            "question": self.question,
+            "answer": self.text,
+            "refused": self.refused,
+            "sources": [s.to_dict() for s in self.sources],
+            "timings_ms": dict(self.timings_ms),
+        }
+
+
+@dataclass(frozen=True)
+class IndexSummary:
+    """What one `partnerbot index` run did (or would do, with --dry-run)."""
+
+    version: str | None
+    added: tuple[str, ...]
+    changed: tuple[str, ...]
+    removed: tuple[str, ...]
+    unchanged: tuple[str, ...]
+    chunks_embedded: int
+    chunks_total: int
+    seconds: float
+    dry_run: bool = False
+    switched: bool = True
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class IndexStatus:
+    """What `partnerbot status` reports."""
+
+    version: str
+    built_at: str
+    embed_model: str
+    chunk_size: int
+    chunk_overlap: int
+    documents: int
+    chunks: int
+    previous: str | None
+    stale: tuple[str, ...]
+    store: str
