@@ -29,7 +29,10 @@ _DEFINE = re.compile(
     r"^\s*(what|who)\s+(is|are|was|were)\b|^\s*(tell me about|explain|describe|define|what does .+ do|what do .+ do)",
     re.I,
 )
+_STRICT = re.compile(r"\bhow (many|much)\b|^\s*(how|where|what|when) (do|can|should|could|would) (i|we)\b|^\s*can (i|we)\b", re.I)
+_NOW = re.compile(r"\b(right now|these days|at the moment|currently|today|nowadays)\b", re.I)
 _WEB = re.compile(r"\b(web ?site|web page|webpage|url|link|learn more|more information|online)\b", re.I)
+_DEFINITION = re.compile(r"^[^.]{0,160}?\b(is|are|lets|was)\s+(a|an|the|one)\b")
 HISTORY_TURNS = 6
 
 
@@ -161,35 +164,36 @@ class Assistant:
                 self._client, self._checked = None, 0.0
             return Answer(q, UNAVAILABLE, (), True, {"total": _ms(t0)}, unavailable=True)
         t3 = time.perf_counter()
-        picked = self._pick(state, q, query, qv, hits)
+        picked, evidence = self._pick(state, q, query, qv, hits)
         text, sources = _compose(state, picked)
         t4 = time.perf_counter()
         timings = {"load": (t1 - t0) * 1000, "embed": (t2 - t1) * 1000, "retrieve": (t3 - t2) * 1000,
                    "compose": (t4 - t3) * 1000, "total": (t4 - t0) * 1000}
         doc_ids = tuple(dict.fromkeys(h.chunk.doc_id for h in hits))
         if not sources:
-            return Answer(q, REFUSAL, (), True, timings, doc_ids, state.version)
-        return Answer(q, text, tuple(sources), False, timings, doc_ids, state.version)
+            return Answer(q, REFUSAL, (), True, timings, doc_ids, state.version, evidence=evidence)
+        return Answer(q, text, tuple(sources), False, timings, doc_ids, state.version, evidence=evidence)
 
-    def _pick(self, state: Version, question: str, query: str, qv: np.ndarray, hits: list[Hit]) -> list[tuple[int, float]]:
-        """Choose up to `max_sentences` (sentence index, score); empty means refuse."""
+    def _pick(self, state: Version, question: str, query: str, qv: np.ndarray,
+              hits: list[Hit]) -> tuple[list[tuple[int, float]], dict[str, float]]:
+        """Choose up to `max_sentences` (sentence index, score) and report the evidence; none means refuse."""
         if not hits:
-            return []
-        q_stems = content_stems(question)
-        query_stems = content_stems(query)
+            return [], {}
+        q_stems = content_stems(_NOW.sub(" ", question))
+        query_stems = content_stems(_NOW.sub(" ", query))
         cand: dict[int, float] = {}
         for rank, hit in enumerate(hits):
             for i in state.sentences_in(hit.chunk):
                 cand.setdefault(i, 1.0 - rank / max(len(hits), 1))
         if not cand:
-            return []
+            return [], {}
         idx = np.fromiter(cand, dtype=np.int64)
         cos = state.sentence_vecs[idx] @ qv
         wants_year = bool(_WHEN.search(question))
         wants_number = bool(_HOW_MANY.search(question))
         defining = bool(_DEFINE.search(question))
         wants_web = bool(_WEB.search(question))
-        q_numbers = set(_YEAR.findall(question))
+        q_years = set(_YEAR.findall(question))
         scores = np.empty(len(idx), dtype=np.float32)
         lexical = np.empty(len(idx), dtype=np.float32)
         for j, i in enumerate(idx):
@@ -206,17 +210,23 @@ class Assistant:
             if sent.text.rstrip().endswith(":"):
                 score -= 0.1
             if "http" in sent.text and not wants_web:
-                score -= 0.1
+                score -= 0.25
             if wants_year and _YEAR.search(sent.text):
                 score += 0.06
             if wants_number and _NUMBER.search(sent.text):
                 score += 0.05
-            if defining and _is_definition(state, sent):
-                score += 0.08
+            if defining:
+                score += 0.1 if int(i) in state.leads else 0.04 if _DEFINITION.match(sent.text) else 0.0
             scores[j] = score
+        if q_years:  # a question about a given year is answered only by sentences naming that year
+            scores[[not any(y in state.sentences[int(i)].text for y in q_years) for i in idx]] = -np.inf
+            if not np.isfinite(scores).any():
+                return [], {}
         best = int(np.argmax(scores))
-        if not self._confident(float(cos[best]), float(lexical[best]), q_numbers, state.sentences[int(idx[best])].text):
-            return []
+        evidence = {"cos": round(float(cos[best]), 4), "lexical": round(float(lexical[best]), 4),
+                    "score": round(float(scores[best]), 4)}
+        if not self._confident(float(cos[best]), float(lexical[best]), bool(_STRICT.search(question))):
+            return [], evidence
         chosen = [best]
         floor = float(scores[best]) - 0.1
         while len(chosen) < self.settings.max_sentences:
@@ -228,13 +238,22 @@ class Assistant:
             if not np.isfinite(mmr[j]) or scores[j] < floor or cos[j] < self.settings.min_dense:
                 break
             chosen.append(j)
-        return [(int(idx[j]), float(scores[j])) for j in chosen]
+        return [(int(idx[j]), float(scores[j])) for j in chosen], evidence
 
-    def _confident(self, cos: float, lexical: float, q_numbers: set[str], text: str) -> bool:
-        """Is the best sentence strong enough evidence, by meaning and by words?"""
-        if q_numbers and not any(n in text for n in q_numbers):
-            return False
-        return cos >= self.settings.min_dense and lexical >= self.settings.min_lexical
+    def _confident(self, cos: float, lexical: float, strict: bool) -> bool:
+        """Is the best sentence strong enough evidence, by meaning and by words?
+
+        Counting questions and first-person how-to questions ("How do I ...") need a close match:
+        a loosely related figure or procedure is the wrong answer to them.
+        """
+        s = self.settings
+        if strict:
+            return cos >= s.strict_dense and lexical >= s.min_lexical
+        return (
+            (cos >= s.min_dense and lexical >= s.min_lexical)
+            or cos >= s.strong_dense
+            or (lexical >= s.strong_lexical and cos > 0.0)
+        )
 
 
 def _coverage(state: Version, q_stems: Sequence[str], s_stems: frozenset[str]) -> float:
@@ -244,14 +263,6 @@ def _coverage(state: Version, q_stems: Sequence[str], s_stems: frozenset[str]) -
     total = sum(state.idf.get(s, state.max_idf) for s in q_stems)
     hit = sum(state.idf.get(s, state.max_idf) for s in q_stems if s in s_stems)
     return hit / total
-
-
-def _is_definition(state: Version, sent: Any) -> bool:
-    doc = state.docs[sent.doc_id]
-    head = doc.text[: sent.start]
-    if not re.search(r"[.!?]\s*$", head.split("\n## ")[0]) and "\n## " not in head:
-        return True  # the document's opening sentence
-    return bool(re.match(r"^[^.]{0,160}?\b(is|are)\s+(a|an|the|one)\b", sent.text))
 
 
 def _compose(state: Version, picked: list[tuple[int, float]]) -> tuple[str, list[Source]]:

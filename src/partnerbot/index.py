@@ -68,9 +68,10 @@ def open_collections(client: Any, version: str) -> dict[str, Any]:
 def _chunk_node(doc: Document, chunk: Chunk, embedding: Sequence[float] | None) -> Any:
     from llama_index.core.schema import TextNode
 
-    meta = {"doc_id": doc.id, "title": doc.title, "url": doc.url, "date": doc.date,
+    # llama-index writes its own "doc_id" key into stored metadata, so ours is "doc".
+    meta = {"doc": doc.id, "title": doc.title, "url": doc.url, "date": doc.date,
             "section": chunk.section, "start": chunk.start, "end": chunk.end}
-    hidden = ["doc_id", "url", "date", "start", "end"]
+    hidden = ["doc", "url", "date", "start", "end"]
     return TextNode(
         id_=chunk.id,
         text=chunk.text,

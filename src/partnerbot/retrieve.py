@@ -5,7 +5,6 @@ A `Version` holds everything read once from an index version; queries never rebu
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections import Counter
@@ -14,7 +13,6 @@ from typing import Any
 
 import numpy as np
 
-from . import store
 from .errors import StoreUnavailableError
 from .index import bm25_dir, build_bm25, check_meta, open_collections
 from .settings import Settings
@@ -63,6 +61,8 @@ class Version:
         self._by_doc: dict[str, list[int]] = {}
         for i, s in enumerate(self.sentences):
             self._by_doc.setdefault(s.doc_id, []).append(i)
+        # Each document's opening sentence: its plain definition ("The 287(g) program lets ...").
+        self.leads = {idx[0] for idx in self._by_doc.values()}
 
 
 def _get_all(collection: Any, include: list[str]) -> dict[str, list[Any]]:
@@ -100,8 +100,8 @@ def load_version(client: Any, settings: Settings, version: str) -> Version:
     got = _get_all(cols["chunks"], ["metadatas"])
     chunks = {}
     for cid, m in zip(got["ids"], got["metadatas"], strict=True):
-        text = docs[m["doc_id"]].text[m["start"] : m["end"]]
-        chunks[cid] = Chunk(cid, m["doc_id"], m["section"], text, int(m["start"]), int(m["end"]))
+        text = docs[m["doc"]].text[m["start"] : m["end"]]
+        chunks[cid] = Chunk(cid, m["doc"], m["section"], text, int(m["start"]), int(m["end"]))
     got = _get_all(cols["sents"], ["metadatas", "embeddings"])
     order = sorted(range(len(got["ids"])), key=lambda i: (got["metadatas"][i]["doc_id"], got["metadatas"][i]["start"]))
     sentences = []
@@ -158,11 +158,3 @@ def retrieve(state: Version, query: str, query_vec: np.ndarray, mode: str, k: in
         if cid in state.chunks
     ]
 
-
-def pointer_version(client: Any) -> str:
-    """The active version's name, read from the store."""
-    return store.read_pointer(client).version
-
-
-def docs_json(state: Version) -> str:
-    return json.dumps({d.id: d.title for d in state.docs.values()})

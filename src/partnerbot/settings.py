@@ -35,8 +35,12 @@ class Settings(BaseSettings):
     top_k: int = Field(6, ge=1, le=50, description="Chunks retrieved per question.")
     max_sentences: int = Field(3, ge=1, le=4, description="Most sentences quoted in one answer.")
     max_question_chars: int = Field(1000, ge=10, description="Longest question accepted, in characters.")
-    min_dense: float = Field(0.40, description="Refuse below this best sentence cosine similarity ...")
-    min_lexical: float = Field(0.34, description="... unless this share of the question's content words is in the corpus.")
+    # Refusal thresholds, calibrated on evals/cases.yaml (see README, "Refusal").
+    min_dense: float = Field(0.40, description="Answer when the best sentence's cosine similarity reaches this ...")
+    min_lexical: float = Field(0.30, description="... and this IDF-weighted share of the question's words is in it.")
+    strong_dense: float = Field(0.50, description="Answer on meaning alone at or above this cosine similarity.")
+    strong_lexical: float = Field(0.75, description="Answer on words alone at or above this share of the question's words.")
+    strict_dense: float = Field(0.55, description="Minimum similarity for counting and first-person how-to questions.")
     concurrency: int = Field(4, ge=1, le=64, description="Gradio queue concurrency limit.")
     eval_gate: bool = Field(True, description="Run the eval gate before `index` switches versions.")
 

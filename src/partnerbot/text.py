@@ -14,7 +14,8 @@ nor not now of off on once only or other our ours ourselves out over own same sh
 that the their theirs them themselves then there these they this those through to too under until up very
 was we were what when where which while who whom why will with would you your yours yourself yourselves
 tell me please explain describe know want give show let us ok okay hi hello thanks thank does do did
-what's whats who's whos s t d ll m re ve much many kind
+what's whats who's whos s t d ll m re ve much many kind someone somebody anyone anybody something
+anything thing things
 """.split())
 PRONOUNS = frozenset("it its they them their theirs this that these those he she him her his there".split())
 

@@ -88,6 +88,7 @@ class Answer:
     retrieved_doc_ids: tuple[str, ...] = ()
     index_version: str = ""
     unavailable: bool = False
+    evidence: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape shared by `ask --json` and the `/ask` endpoint."""
