@@ -94,8 +94,10 @@ def contextual_query(question: str, history: Sequence[str]) -> str:
 class Assistant:
     """Answers questions from the active index version; reloads when the version switches."""
 
-    def __init__(self, settings: Settings, pointer_check_seconds: float = 1.0):
+    def __init__(self, settings: Settings, pointer_check_seconds: float = 1.0, version: str | None = None):
+        """`version` pins one index version (the eval gate); by default the active one is followed."""
         self.settings = settings
+        self._pinned = version
         self._lock = threading.Lock()
         self._client: Any = None
         self._state: Version | None = None
@@ -112,7 +114,7 @@ class Assistant:
             try:
                 if self._client is None:
                     self._client = store.connect(self.settings)
-                version = store.read_pointer(self._client).version
+                version = self._pinned or store.read_pointer(self._client).version
             except StoreUnavailableError:
                 self._client = None
                 raise
@@ -158,7 +160,7 @@ class Assistant:
             query = contextual_query(q, turns)
             qv = embed_query(self.settings, query)
             t2 = time.perf_counter()
-            hits = retrieve(state, query, qv, self.settings.retriever, self.settings.top_k)
+            hits = retrieve(state, state.expand(query), qv, self.settings.retriever, self.settings.top_k)
         except StoreUnavailableError:
             with self._lock:
                 self._client, self._checked = None, 0.0

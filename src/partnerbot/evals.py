@@ -269,3 +269,26 @@ def check_thresholds(figures: dict[str, float], thresholds: dict[str, float]) ->
         elif kind == "max" and value > limit:
             failed.append(f"{name} = {value} is above the maximum {limit}")
     return failed
+
+
+def reindex_gate(settings: Any, cases_path: Path) -> Any:
+    """A gate for `build_index`: the new version may not pass fewer cases than the active one."""
+    from . import store
+    from .answer import Assistant
+
+    def gate(version: str) -> tuple[bool, str]:
+        try:
+            active = store.read_pointer(store.connect(settings)).version
+        except Exception:
+            return True, "no active version to compare with"
+        cases = load_cases([cases_path])
+        old = run_cases(Assistant(settings, version=active), cases)
+        new = run_cases(Assistant(settings, version=version), cases)
+        before, after = metrics(old)["pass_rate"], metrics(new)["pass_rate"]
+        broke = [n.id for o, n in zip(old, new, strict=True) if o.passed and not n.passed]
+        if after < before:
+            return False, (f"the eval gate kept the active version: pass_rate would fall from {before} to {after}; "
+                           f"broken cases: {', '.join(broke)}. Fix the corpus, or rerun with --force.")
+        return True, f"eval gate passed: pass_rate {before} -> {after}"
+
+    return gate

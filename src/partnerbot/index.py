@@ -26,15 +26,15 @@ from .settings import Settings
 from .types import Chunk, Document, IndexStatus, IndexSummary, Sentence
 
 BATCH = 1000
+EMBED_BATCH = 256
 Progress = Callable[[str, int, int], None]  # (stage, advance, total)
 Gate = Callable[[str], tuple[bool, str]]  # version -> (may switch, message)
 
 
-def build_meta(settings: Settings, dim: int) -> dict[str, Any]:
+def build_meta(settings: Settings) -> dict[str, Any]:
     """What a version records about the settings that built it."""
     return {
         "pb_model": settings.model_name,
-        "pb_dim": dim,
         "pb_chunk_size": settings.chunk_size,
         "pb_chunk_overlap": settings.chunk_overlap,
     }
@@ -42,7 +42,7 @@ def build_meta(settings: Settings, dim: int) -> dict[str, Any]:
 
 def check_meta(meta: dict[str, Any], settings: Settings, version: str) -> None:
     """Raise `IndexMismatchError` unless `meta` was built with the current settings."""
-    want = {k: v for k, v in build_meta(settings, 0).items() if k != "pb_dim"}
+    want = build_meta(settings)
     diffs = [f"{k[3:]}={meta.get(k)!r} (now {v!r})" for k, v in want.items() if meta.get(k) != v]
     if diffs:
         raise IndexMismatchError(
@@ -201,8 +201,8 @@ def build_index(
 
         version = _new_version(docs, settings)
         nodes = [_chunk_node(d, c, old_chunks.get(c.id)) for d, c in chunks]
-        _embed_missing(settings, nodes, todo_sents, old_sents, progress, len(todo_chunks))
-        _write_version(client, settings, version, docs, nodes, sents, old_sents)
+        _write_version(client, settings, version, docs, nodes, sents, old_sents, progress,
+                       len(todo_chunks) + len(todo_sents))
         build_bm25(settings, version, nodes)
         if gate is not None:
             ok, message = gate(version)
@@ -234,39 +234,38 @@ def _doc_sentences(doc: Document) -> list[Sentence]:
     return document_sentences(doc)
 
 
-def _embed_missing(settings: Settings, nodes: list[Any], todo_sents: list[Sentence], old_sents: dict[str, Any],
-                   progress: Progress | None, n_chunks: int) -> None:
+def _write_version(client: Any, settings: Settings, version: str, docs: list[Document], nodes: list[Any],
+                   sents: list[Sentence], sent_vecs: dict[str, Any], progress: Progress | None, todo: int) -> None:
+    """Create the version's collections and fill them batch by batch, embedding what is missing.
+
+    The collections are visible while they fill; they become the index only when the pointer
+    switches, and `_cleanup` drops them if the build dies first.
+    """
     from llama_index.core.schema import MetadataMode
+    from llama_index.vector_stores.chroma import ChromaVectorStore
 
     from .embed import embed_texts
 
-    missing = [n for n in nodes if n.embedding is None]
-    total = len(missing) + len(todo_sents)
-    report = (lambda k: progress("embedding", k, total)) if progress else None
-    if missing:
-        vecs = embed_texts(settings, [n.get_content(metadata_mode=MetadataMode.EMBED) for n in missing], report)
-        for node, vec in zip(missing, vecs, strict=True):
-            node.embedding = vec.tolist()
-    if todo_sents:
-        vecs = embed_texts(settings, [s.text for s in todo_sents], report)
-        for sent, vec in zip(todo_sents, vecs, strict=True):
-            old_sents[sent.id] = vec.tolist()
-
-
-def _write_version(client: Any, settings: Settings, version: str, docs: list[Document], nodes: list[Any],
-                   sents: list[Sentence], sent_vecs: dict[str, Any]) -> None:
-    from llama_index.vector_stores.chroma import ChromaVectorStore
-
-    dim = len(nodes[0].embedding) if nodes else 0
-    meta = build_meta(settings, dim) | {"pb_built_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-                                         "pb_version": version, "hnsw:space": "cosine"}
+    report = (lambda k: progress("embedding", k, todo)) if progress else None
+    meta = build_meta(settings) | {"pb_built_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                                      "pb_version": version, "hnsw:space": "cosine"}
     cols = {kind: client.create_collection(store.collection_name(version, kind), metadata=meta, embedding_function=None)
             for kind in store.KINDS}
     vector_store = ChromaVectorStore(chroma_collection=cols["chunks"])
-    for i in range(0, len(nodes), BATCH):
-        vector_store.add(nodes[i : i + BATCH])
-    for i in range(0, len(sents), BATCH):
-        part = sents[i : i + BATCH]
+    for i in range(0, len(nodes), EMBED_BATCH):
+        part = nodes[i : i + EMBED_BATCH]
+        missing = [n for n in part if n.embedding is None]
+        if missing:
+            vecs = embed_texts(settings, [n.get_content(metadata_mode=MetadataMode.EMBED) for n in missing], report)
+            for node, vec in zip(missing, vecs, strict=True):
+                node.embedding = vec.tolist()
+        vector_store.add(part)
+    for i in range(0, len(sents), EMBED_BATCH):
+        part = sents[i : i + EMBED_BATCH]
+        missing = [s for s in part if s.id not in sent_vecs]
+        if missing:
+            for sent, vec in zip(missing, embed_texts(settings, [s.text for s in missing], report), strict=True):
+                sent_vecs[sent.id] = vec
         cols["sents"].add(
             ids=[s.id for s in part],
             embeddings=np.asarray([sent_vecs[s.id] for s in part], dtype=np.float32),
@@ -274,14 +273,14 @@ def _write_version(client: Any, settings: Settings, version: str, docs: list[Doc
             metadatas=[{"doc_id": s.doc_id, "section": s.section, "start": s.start, "end": s.end} for s in part],
         )
     for i in range(0, len(docs), BATCH):
-        part = docs[i : i + BATCH]
+        part_docs = docs[i : i + BATCH]
         cols["docs"].add(
-            ids=[d.id for d in part],
-            embeddings=[[1.0] for _ in part],
-            documents=[d.text for d in part],
+            ids=[d.id for d in part_docs],
+            embeddings=[[1.0] for _ in part_docs],
+            documents=[d.text for d in part_docs],
             metadatas=[{"title": d.title, "url": d.url, "date": d.date, "component": d.component,
                         "summary": d.summary, "sources": json.dumps(list(d.sources)), "content_hash": d.content_hash}
-                       for d in part],
+                       for d in part_docs],
         )
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -63,6 +64,47 @@ class Version:
             self._by_doc.setdefault(s.doc_id, []).append(i)
         # Each document's opening sentence: its plain definition ("The 287(g) program lets ...").
         self.leads = {idx[0] for idx in self._by_doc.values()}
+        self.acronyms = find_acronyms(d.text for d in self.docs.values())
+        self.lower_words = {w for d in self.docs.values() for w in re.findall(r"\b[a-z][a-z0-9]+\b", d.text)}
+
+    def expand(self, query: str) -> str:
+        """Append the spelled-out name of each acronym in `query` ("BEST" -> "Border Enforcement ...").
+
+        A lower-case word counts as an acronym only if the corpus never uses it as an ordinary word.
+        """
+        extra = []
+        for word in re.findall(r"[A-Za-z][A-Za-z0-9]+", query):
+            key = word.upper()
+            if key in self.acronyms and (word.isupper() or word.lower() not in self.lower_words):
+                name = self.acronyms[key]
+                if name.lower() not in query.lower() and name not in extra:
+                    extra.append(name)
+        return f"{query} ({'; '.join(extra)})" if extra else query
+
+
+def find_acronyms(texts: Any) -> dict[str, str]:
+    """Acronyms defined in the corpus as "Full Name (ACR)", where the initials match."""
+    small = ("and", "of", "the", "for", "on", "to")
+    found: dict[str, str] = {}
+    pattern = r"((?:[A-Z][\w'-]*[ ,]+(?:(?:and|of|the|for|on|to)\s+)*){1,9})\(([A-Z][A-Za-z0-9]{1,7})\)"
+    for text in texts:
+        for m in re.finditer(pattern, text):
+            words = m.group(1).replace(",", " ").split()
+            acr = m.group(2)
+            letters = "".join(c for c in acr if c.isupper())
+            key = acr[:-1].upper() if acr.endswith("s") and acr[:-1].isupper() else acr.upper()
+            for start in range(len(words)):
+                cand = [w for w in words[start:] if w.lower() not in small]
+                initials = "".join(w[0] for w in cand).upper()
+                if initials == letters or (len(letters) >= 3 and initials.startswith(letters)) or (
+                    key == "C3" and initials == "CCC"
+                ):
+                    name = words[start:]
+                    while name and name[0].lower() in small:
+                        name = name[1:]
+                    found.setdefault(key, " ".join(name))
+                    break
+    return found
 
 
 def _get_all(collection: Any, include: list[str]) -> dict[str, list[Any]]:

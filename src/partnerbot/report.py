@@ -1,0 +1,101 @@
+"""Render evaluation reports: a terminal table (rich) and a self-contained HTML page."""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+RATE_METRICS = ("pass_rate", "hit@1", "hit@3", "hit@5", "mrr", "citation_hit", "fact_recall",
+                "refusal_accuracy", "false_refusal_rate", "citation_validity")
+
+
+def print_report(report: dict[str, Any], console: Console, comparison: dict[str, Any] | None = None) -> None:
+    """Failures first, then the metrics (and the comparison, if any)."""
+    cases = report["cases"]
+    failed = [c for c in cases if not c["passed"]]
+    table = Table(title=f"{len(failed)} of {len(cases)} cases failed", show_lines=False)
+    table.add_column("case")
+    table.add_column("result")
+    table.add_column("reasons")
+    for c in failed + [c for c in cases if c["passed"]]:
+        table.add_row(c["id"], "[red]FAIL[/red]" if not c["passed"] else "[green]pass[/green]", "; ".join(c["reasons"]))
+    console.print(table)
+    metrics = Table(title="metrics")
+    metrics.add_column("metric")
+    metrics.add_column("value", justify="right")
+    if comparison:
+        metrics.add_column("change", justify="right")
+    for k, v in report["metrics"].items():
+        row = [k, str(v)]
+        if comparison:
+            d = comparison["metrics"].get(k)
+            row.append(f"{d['delta']:+}" if d else "")
+        metrics.add_row(*row)
+    console.print(metrics)
+    if comparison:
+        console.print(f"pass -> fail: {', '.join(comparison['broke']) or 'none'}")
+        console.print(f"fail -> pass: {', '.join(comparison['fixed']) or 'none'}")
+
+
+def _chart(metrics: dict[str, Any]) -> str:
+    rows = [(k, float(metrics[k])) for k in RATE_METRICS if k in metrics]
+    bar_h, width = 18, 320
+    parts = [f'<svg role="img" aria-label="metrics chart" width="{width + 190}" height="{bar_h * len(rows) + 4}">']
+    for i, (k, v) in enumerate(rows):
+        y = i * bar_h + 2
+        color = "#b3261e" if k == "false_refusal_rate" else "#1f5fa8"
+        parts.append(f'<text x="0" y="{y + 13}" font-size="12">{html.escape(k)}</text>')
+        parts.append(f'<rect x="140" y="{y + 2}" width="{max(v, 0) * width:.1f}" height="{bar_h - 6}" fill="{color}"/>')
+        parts.append(f'<text x="{145 + max(v, 0) * width:.1f}" y="{y + 13}" font-size="12">{v:.3f}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def render_html(report: dict[str, Any], title: str = "partnerbot evaluation") -> str:
+    """One offline HTML file: metrics and chart, every case, and a failures-only filter."""
+    esc = html.escape
+    metrics = report["metrics"]
+    cases = report["cases"]
+    failed = sum(1 for c in cases if not c["passed"])
+    mrows = "".join(f"<tr><th scope='row'>{esc(k)}</th><td>{esc(str(v))}</td></tr>" for k, v in metrics.items())
+    crows = []
+    for c in cases:
+        sources = "".join(
+            f"<li>[{s['n']}] <b>{esc(s['title'])}</b> ({esc(s['doc_id'])}, as of {esc(s['date'])}, "
+            f"{esc(s['section'])}): “{esc(s['quote'])}”</li>" for s in c["sources"]
+        )
+        reasons = "".join(f"<li>{esc(r)}</li>" for r in c["reasons"])
+        status = "pass" if c["passed"] else "fail"
+        crows.append(
+            f"<tr class='case {status}' data-passed='{str(c['passed']).lower()}'>"
+            f"<td>{esc(c['id'])}</td><td class='status'>{status.upper()}</td>"
+            f"<td>{esc(c['question'][:500])}</td><td>{esc(c['answer'])}"
+            f"{'<ol class=src>' + sources + '</ol>' if sources else ''}</td>"
+            f"<td>{'<ul>' + reasons + '</ul>' if reasons else ''}</td><td>{c['latency_ms']}</td></tr>"
+        )
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 1.5rem; color: #1a1a1a; }}
+table {{ border-collapse: collapse; width: 100%; }} td, th {{ border: 1px solid #ccc; padding: .3rem .5rem; vertical-align: top; text-align: left; }}
+.fail .status {{ color: #b3261e; font-weight: bold; }} .pass .status {{ color: #1b6e2a; }}
+table.metrics {{ width: auto; }} .src {{ font-size: .9em; color: #333; }}
+body.only-failures tr.pass {{ display: none; }}
+</style></head><body>
+<h1>{esc(title)}</h1>
+<p>{len(cases)} cases, {failed} failed.</p>
+<div style="display:flex; gap:2rem; flex-wrap:wrap"><table class="metrics">{mrows}</table>{_chart(metrics)}</div>
+<p><label><input type="checkbox" id="only-failures"> Show only failures</label></p>
+<table id="cases"><thead><tr><th>case</th><th>result</th><th>question</th><th>answer and sources</th><th>reasons</th><th>ms</th></tr></thead>
+<tbody>{''.join(crows)}</tbody></table>
+<script>
+document.getElementById('only-failures').addEventListener('change', function (e) {{
+  document.body.classList.toggle('only-failures', e.target.checked);
+}});
+</script>
+</body></html>
+"""

@@ -1,0 +1,139 @@
+"""Shared fixtures: real model, real Chroma (embedded or `chroma run`), temp state everywhere."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ["ANONYMIZED_TELEMETRY"] = "False"
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(__file__).parent / "data"
+BIN = Path(sys.executable).parent
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+@pytest.fixture(autouse=True)
+def _isolate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Point every state directory at a temp folder; no test sees another's data."""
+    for key in list(os.environ):
+        if key.startswith("PARTNERBOT_"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("PARTNERBOT_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("PARTNERBOT_EVAL_GATE", "false")
+
+
+@pytest.fixture(scope="session")
+def model() -> object:
+    """The real all-MiniLM-L6-v2, loaded once per session."""
+    from partnerbot.embed import embed_model
+    from partnerbot.settings import Settings
+
+    return embed_model(Settings())
+
+
+@pytest.fixture
+def tiny_corpus(tmp_path: Path) -> Path:
+    """A copy of the three-document test corpus, safe to edit."""
+    target = tmp_path / "corpus"
+    shutil.copytree(DATA / "corpus", target)
+    return target
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_http(url: str, timeout: float = 60.0, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before {url} answered")
+        try:
+            if httpx.get(url, timeout=2).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(url)
+
+
+class ChromaServer:
+    """A real `chroma run` on a free loopback port; can be stopped and started again."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        log = open(self.path.parent / f"chroma-{self.port}.log", "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [str(BIN / "chroma"), "run", "--path", str(self.path), "--host", "127.0.0.1", "--port", str(self.port)],
+            stdout=log, stderr=subprocess.STDOUT,
+        )
+        wait_http(f"{self.url}/api/v2/heartbeat", 30, self.proc)
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+@pytest.fixture
+def chroma_server(tmp_path: Path):  # type: ignore[no-untyped-def]
+    server = ChromaServer(tmp_path / "chroma-server")
+    server.start()
+    yield server
+    server.kill()
+
+
+@pytest.fixture(params=["embedded", "server"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Run a test against embedded Chroma and against a real Chroma server."""
+    if request.param == "embedded":
+        yield ""
+        return
+    server = ChromaServer(tmp_path / "chroma-server")
+    server.start()
+    yield server.url
+    server.kill()
+
+
+@pytest.fixture(scope="session")
+def real_index(tmp_path_factory: pytest.TempPathFactory, model: object) -> Path:
+    """The real corpus, indexed once per session into its own data directory."""
+    from partnerbot.index import build_index
+    from partnerbot.settings import Settings
+
+    data = tmp_path_factory.mktemp("real-index")
+    build_index(Settings(data_dir=data, corpus_dir=ROOT / "corpus"))
+    return data
+
+
+@pytest.fixture(scope="session")
+def assistant(real_index: Path):  # type: ignore[no-untyped-def]
+    from partnerbot.answer import Assistant
+    from partnerbot.settings import Settings
+
+    return Assistant(Settings(data_dir=real_index, corpus_dir=ROOT / "corpus"))
+
+
+def cli_env(data_dir: Path, corpus: Path, chroma_url: str = "") -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PARTNERBOT_")}
+    env.update(PARTNERBOT_DATA_DIR=str(data_dir), PARTNERBOT_CORPUS_DIR=str(corpus), PARTNERBOT_CHROMA_URL=chroma_url,
+               PARTNERBOT_EVAL_GATE="false", HF_HUB_OFFLINE="1")
+    return env

@@ -1,0 +1,138 @@
+"""Corpus format and validation: every broken file gets an error naming file, field and line."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from partnerbot.cli import app
+from partnerbot.corpus import load_corpus, parse_document
+from partnerbot.errors import CorpusErrors
+
+ROOT = Path(__file__).resolve().parents[1]
+SEED = ROOT.parent / "shared" / "seed" / "000_fd922456832adeae.txt"
+IDS = {
+    "press-release-2020-07-30", "ero", "hsi", "287g", "criminal-alien-program", "best", "ipr-center",
+    "cyber-crimes-center", "hero-corps", "human-rights-violators-war-crimes-center",
+    "office-of-partnership-and-engagement",
+}
+GOOD = """---
+id: {id}
+title: "A title"
+url: https://example.gov/page
+date: 2020-07-30
+component: ICE
+sources:
+  - https://example.gov/page
+summary: "One sentence."
+---
+
+# A title
+
+A body sentence.
+"""
+
+
+def write(folder: Path, name: str, text: str | bytes) -> Path:
+    path = folder / name
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    return path
+
+
+def check(folder: Path) -> tuple[int, str]:
+    result = CliRunner().invoke(app, ["corpus", "check", "--corpus", str(folder)])
+    return result.exit_code, result.output
+
+
+def test_real_corpus_passes_check() -> None:
+    code, output = check(ROOT / "corpus")
+    assert code == 0, output
+    assert "11 documents" in output
+    assert {d.id for d in load_corpus(ROOT / "corpus")} == IDS
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "expected"),
+    [
+        ("missing.md", GOOD.format(id="missing").replace('summary: "One sentence."\n', ""),
+         r"missing\.md:1: field 'summary': required field is missing"),
+        ("baddate.md", GOOD.format(id="baddate").replace("2020-07-30", "30/07/2020"),
+         r"baddate\.md:5: field 'date': must be an ISO date"),
+        ("wrongname.md", GOOD.format(id="other-name"), r"wrongname\.md:2: field 'id': 'other-name' does not match"),
+        ("badurl.md", GOOD.format(id="badurl").replace("url: https://example.gov/page", "url: not a url"),
+         r"badurl\.md:4: field 'url': not a well-formed"),
+        ("empty.md", GOOD.format(id="empty").split("# A title")[0], r"empty\.md:\d+: field 'body': the document body is empty"),
+        ("tagged.md", GOOD.format(id="tagged").replace('title: "A title"', "title: !!python/object/apply:os.system ['echo hi']"),
+         r"tagged\.md:3: front matter is not valid YAML"),
+        ("nofront.md", "# Just markdown\n\nText.\n", r"nofront\.md:1: missing YAML front matter"),
+        ("component.md", GOOD.format(id="component").replace("component: ICE", "component: FBI"),
+         r"component\.md:6: field 'component': must be one of"),
+    ],
+)
+def test_broken_file_errors_name_file_field_line(tmp_path: Path, name: str, text: str, expected: str) -> None:
+    write(tmp_path, "fine.md", GOOD.format(id="fine"))
+    write(tmp_path, name, text)
+    code, output = check(tmp_path)
+    assert code != 0
+    assert re.search(expected, " ".join(output.split())), output
+
+
+def test_invalid_utf8_names_the_line(tmp_path: Path) -> None:
+    write(tmp_path, "latin.md", GOOD.format(id="latin").encode() + b"caf\xe9 au lait\n")
+    code, output = check(tmp_path)
+    assert code != 0
+    assert re.search(r"latin\.md:15: not valid UTF-8", " ".join(output.split())), output
+
+
+def test_duplicate_id_is_reported(tmp_path: Path) -> None:
+    write(tmp_path, "first.md", GOOD.format(id="first"))
+    write(tmp_path, "second.md", GOOD.format(id="first"))
+    with pytest.raises(CorpusErrors) as info:
+        load_corpus(tmp_path)
+    text = str(info.value)
+    assert "duplicate id 'first'" in text and "second.md" in text
+
+
+def test_oversized_and_hostile_files_are_refused(tmp_path: Path) -> None:
+    big = write(tmp_path, "big.md", GOOD.format(id="big") + ("x" * 120 + "\n") * 70_000)  # ~8 MB
+    with pytest.raises(CorpusErrors, match="limit is"):
+        parse_document(big)
+    ctrl = write(tmp_path, "ctrl.md", GOOD.format(id="ctrl") + "bad \x00 byte\n")
+    with pytest.raises(CorpusErrors, match="control characters"):
+        parse_document(ctrl)
+
+
+def test_markup_in_body_is_kept_as_text(tmp_path: Path) -> None:
+    doc = parse_document(write(tmp_path, "markup.md", GOOD.format(id="markup") + "<script>alert(1)</script>\n"))
+    assert "<script>alert(1)</script>" in doc.text
+
+
+def _sentences(text: str) -> list[str]:
+    return [s.strip() for s in re.split(r"(?<=[.!?”])\s+(?=[A-Z“])", text) if s.strip()]
+
+
+def test_press_release_holds_every_seed_sentence() -> None:
+    seed = SEED.read_text(encoding="utf-8")
+    furniture = {"Skip to main content", "Updated:"}
+    paragraphs = [p.strip() for p in seed.split("\n\n")]
+    body = [p for p in paragraphs[1:] if p and p not in furniture]  # paragraphs[0] is the page header
+    doc = parse_document(ROOT / "corpus" / "press-release-2020-07-30.md")
+    assert "Skip to main content" not in doc.text and "Updated:" not in doc.text
+    assert doc.date == "2020-07-30"
+    for paragraph in body:
+        for sentence in _sentences(paragraph):
+            assert sentence in doc.text, sentence
+
+
+def test_program_documents_are_sourced_and_dated() -> None:
+    for doc in load_corpus(ROOT / "corpus"):
+        assert doc.sources and all(s.startswith("https://") for s in doc.sources), doc.id
+        assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", doc.date), doc.id
+        if doc.id != "press-release-2020-07-30":
+            words = len(doc.text.split())
+            assert 300 <= words <= 900, (doc.id, words)
+            assert "\n## " in doc.text, doc.id
+            assert "UNVERIFIED" not in doc.text
