@@ -1,0 +1,211 @@
+"""The index: incremental, atomic, self-describing; with embedded Chroma and a real Chroma server."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, cli_env
+from typer.testing import CliRunner
+
+from partnerbot import store
+from partnerbot.answer import Assistant
+from partnerbot.cli import app
+from partnerbot.errors import CorpusErrors, IndexLockedError, IndexMismatchError, IndexNotBuiltError
+from partnerbot.index import build_index, open_collections, rollback, status
+from partnerbot.settings import Settings
+
+
+def settings_for(tmp_path: Path, corpus: Path, url: str = "", **kw: object) -> Settings:
+    return Settings(data_dir=tmp_path / "data", corpus_dir=corpus, chroma_url=url, **kw)
+
+
+def stored_texts(s: Settings) -> list[str]:
+    client = store.connect(s)
+    cols = open_collections(client, store.read_pointer(client).version)
+    return list(cols["chunks"].get(include=["documents"])["documents"])
+
+
+def ask(s: Settings, question: str) -> str:
+    return Assistant(s, pointer_check_seconds=0).ask(question).text
+
+
+def test_no_change_reindex_embeds_nothing(tmp_path: Path, tiny_corpus: Path, store_url: str, model: object) -> None:
+    s = settings_for(tmp_path, tiny_corpus, store_url)
+    first = build_index(s)
+    assert first.added == ("alpha", "beta", "gamma") and first.chunks_embedded == first.chunks_total > 0
+    second = build_index(s)
+    assert second.chunks_embedded == 0 and not second.switched
+    assert second.version == first.version
+    assert "4817" in ask(s, "What is the secret number of the Alpha Program?")
+
+
+def test_edit_reembeds_only_that_document(tmp_path: Path, tiny_corpus: Path, store_url: str, model: object) -> None:
+    s = settings_for(tmp_path, tiny_corpus, store_url)
+    build_index(s)
+    assert "smudge pots" in ask(s, "What do members of the Beta Task Force light on cold spring nights?")
+    beta = tiny_corpus / "beta.md"
+    beta.write_text(beta.read_text().replace("light smudge pots on cold spring nights", "run wind machines at dawn"))
+    summary = build_index(s)
+    assert summary.changed == ("beta",) and summary.unchanged == ("alpha", "gamma")
+    assert summary.chunks_embedded == 1  # beta's one changed section; other chunks are copied
+    texts = stored_texts(s)
+    assert not any("smudge" in t for t in texts)
+    assert len(texts) == len(set(texts)) == summary.chunks_total
+    answer = ask(s, "What do members of the Beta Task Force do?")
+    assert "smudge" not in answer
+
+
+def test_deleting_a_document_removes_its_chunks(tmp_path: Path, tiny_corpus: Path, store_url: str, model: object) -> None:
+    s = settings_for(tmp_path, tiny_corpus, store_url)
+    build_index(s)
+    (tiny_corpus / "gamma.md").unlink()
+    summary = build_index(s)
+    assert summary.removed == ("gamma",)
+    assert not any("telescope" in t for t in stored_texts(s))
+    assert "9,300" not in ask(s, "How many telescopes has the Gamma Office lent?")
+
+
+def test_broken_file_fails_and_active_index_still_answers(
+    tmp_path: Path, tiny_corpus: Path, store_url: str, model: object
+) -> None:
+    s = settings_for(tmp_path, tiny_corpus, store_url)
+    version = build_index(s).version
+    (tiny_corpus / "delta.md").write_text("---\nid: delta\ntitle: x\n---\n\nbody\n")
+    with pytest.raises(CorpusErrors, match=r"delta\.md:1: field 'url'"):
+        build_index(s)
+    assert store.read_pointer(store.connect(s)).version == version
+    assert "4817" in ask(s, "What is the secret number of the Alpha Program?")
+
+
+def test_rollback_restores_previous_version(tmp_path: Path, tiny_corpus: Path, store_url: str, model: object) -> None:
+    s = settings_for(tmp_path, tiny_corpus, store_url)
+    v1 = build_index(s).version
+    alpha = tiny_corpus / "alpha.md"
+    alpha.write_text(alpha.read_text().replace("4817", "5926"))
+    v2 = build_index(s).version
+    assert "5926" in ask(s, "What is the secret number of the Alpha Program?")
+    pointer = rollback(s)
+    assert (pointer.version, pointer.previous) == (v1, v2)
+    assert "4817" in ask(s, "What is the secret number of the Alpha Program?")
+
+
+def test_other_settings_give_mismatch_error(tmp_path: Path, tiny_corpus: Path, model: object) -> None:
+    build_index(settings_for(tmp_path, tiny_corpus))
+    other = settings_for(tmp_path, tiny_corpus, chunk_size=100)
+    with pytest.raises(IndexMismatchError, match=r"chunk_size=200 \(now 100\).*partnerbot index --rebuild"):
+        Assistant(other).ask("What is the Alpha Program?")
+    with pytest.raises(IndexMismatchError):
+        build_index(other)
+    assert build_index(other, rebuild=True).switched
+
+
+def test_dry_run_writes_nothing(tmp_path: Path, tiny_corpus: Path, model: object) -> None:
+    s = settings_for(tmp_path, tiny_corpus)
+    version = build_index(s).version
+    (tiny_corpus / "gamma.md").unlink()
+    summary = build_index(s, dry_run=True)
+    assert summary.dry_run and summary.removed == ("gamma",) and not summary.switched
+    client = store.connect(s)
+    assert store.read_pointer(client).version == version
+    assert store.versions_present(client) == {version}
+
+
+def test_status_reports_version_and_stale_documents(tmp_path: Path, tiny_corpus: Path, model: object) -> None:
+    s = settings_for(tmp_path, tiny_corpus)
+    with pytest.raises(IndexNotBuiltError, match="partnerbot index"):
+        status(s)
+    build_index(s)
+    st = status(s)
+    assert (st.documents, st.embed_model, st.stale) == (3, "all-MiniLM-L6-v2", ())
+    (tiny_corpus / "beta.md").write_text((tiny_corpus / "beta.md").read_text() + "\nA new sentence.\n")
+    assert status(s).stale == ("beta",)
+
+
+def test_concurrent_index_runs_are_refused(tmp_path: Path, tiny_corpus: Path, model: object) -> None:
+    s = settings_for(tmp_path, tiny_corpus)
+    with store.index_lock(s), pytest.raises(IndexLockedError, match=f"pid {os.getpid()}"):
+        build_index(s)
+    assert build_index(s).switched  # the lock is released afterwards
+
+
+def test_cli_index_prints_summary(tmp_path: Path, tiny_corpus: Path, monkeypatch: pytest.MonkeyPatch, model: object) -> None:
+    monkeypatch.setenv("PARTNERBOT_CORPUS_DIR", str(tiny_corpus))
+    result = CliRunner().invoke(app, ["index", "--no-eval"])
+    assert result.exit_code == 0, result.output
+    assert "added 3" in result.output and "chunks embedded" in result.output
+    again = CliRunner().invoke(app, ["index", "--no-eval"])
+    assert "0 of" in again.output and "index is up to date" in again.output
+    (tiny_corpus / "bad.md").write_bytes(b"---\nid: bad\n---\n\xff\n")
+    broken = CliRunner().invoke(app, ["index", "--no-eval"])
+    assert broken.exit_code == 2 and "bad.md" in broken.output
+
+
+def _big_corpus(target: Path, copies: int) -> None:
+    """Many documents made from the real corpus under new ids, so a build takes a while."""
+    for src in sorted((ROOT / "corpus").glob("*.md")):
+        text = src.read_text(encoding="utf-8")
+        for i in range(copies):
+            new_id = f"{src.stem}-copy{i}"
+            (target / f"{new_id}.md").write_text(text.replace(f"id: {src.stem}\n", f"id: {new_id}\n", 1)
+                                                 + f"\nCopy number {i}.\n", encoding="utf-8")
+
+
+def test_kill_9_mid_build_leaves_active_index_intact(
+    tmp_path: Path, tiny_corpus: Path, store_url: str, model: object
+) -> None:
+    s = settings_for(tmp_path, tiny_corpus, store_url)
+    active = build_index(s).version
+    _big_corpus(tiny_corpus, 6)
+    proc = subprocess.Popen([sys.executable, "-m", "partnerbot.cli", "index", "--no-eval"],
+                            env=cli_env(s.data_dir, tiny_corpus, store_url), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    client = store.connect(s)
+    partial = None
+    deadline = time.monotonic() + 240
+    while partial is None and time.monotonic() < deadline and proc.poll() is None:
+        for v in store.versions_present(client) - {active}:
+            try:
+                if client.get_collection(store.collection_name(v, "chunks")).count() > 0:
+                    partial = v
+            except Exception:
+                pass
+        time.sleep(0.2)
+    assert partial is not None, "the build never wrote a partial version"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(30)
+    assert store.read_pointer(client).version == active
+    assert "4817" in ask(s, "What is the secret number of the Alpha Program?")
+    for extra in tiny_corpus.glob("*-copy*.md"):
+        extra.unlink()
+    alpha = tiny_corpus / "alpha.md"
+    alpha.write_text(alpha.read_text().replace("4817", "5926"))
+    done = build_index(s)
+    assert done.switched
+    assert store.versions_present(store.connect(s)) == {done.version, active}  # the partial build is gone
+    assert "5926" in ask(s, "What is the secret number of the Alpha Program?")
+
+
+def test_corrupt_pointer_says_how_to_recover(tmp_path: Path, tiny_corpus: Path, model: object) -> None:
+    s = settings_for(tmp_path, tiny_corpus)
+    version = build_index(s).version
+    client = store.connect(s)
+    client.get_collection(store.POINTER_COLLECTION).update(ids=["active"], metadatas=[{"version": "garbage"}])
+    with pytest.raises(IndexNotBuiltError, match="damaged.*index --rebuild"):
+        Assistant(s).ask("What is the Alpha Program?")
+    client.delete_collection(store.POINTER_COLLECTION)
+    with pytest.raises(IndexNotBuiltError, match="partnerbot index"):
+        Assistant(s).ask("What is the Alpha Program?")
+    store.write_pointer(client, store.Pointer(version, None, ""))
+    client.delete_collection(store.collection_name(version, "chunks"))
+    with pytest.raises(IndexNotBuiltError, match="index --rebuild"):
+        Assistant(s).ask("What is the Alpha Program?")
+    assert build_index(s, rebuild=True).switched
+    shutil.rmtree(s.data_dir / "bm25")
+    assert "4817" in ask(s, "What is the secret number of the Alpha Program?")  # BM25 rebuilt from the store
