@@ -162,8 +162,8 @@ class Assistant:
             t2 = time.perf_counter()
             hits = retrieve(state, state.expand(query), qv, self.settings.retriever, self.settings.top_k)
         except StoreUnavailableError:
-            with self._lock:
-                self._client, self._checked = None, 0.0
+            with self._lock:  # reconnect and reload on the next question
+                self._client, self._state, self._checked = None, None, 0.0
             return Answer(q, UNAVAILABLE, (), True, {"total": _ms(t0)}, unavailable=True)
         t3 = time.perf_counter()
         picked, evidence = self._pick(state, q, query, qv, hits)

@@ -1,0 +1,223 @@
+"""The public chat page (Gradio Blocks), the `/ask` API and the `/healthz` route."""
+
+from __future__ import annotations
+
+import html
+import logging
+import time
+from typing import Any
+
+import gradio as gr
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+
+from . import feedback
+from .answer import Assistant
+from .errors import InputError, PartnerbotError, StoreUnavailableError
+from .phrases import EXAMPLE_QUESTIONS
+from .settings import Settings
+from .types import Answer
+
+log = logging.getLogger("partnerbot.ui")
+TROUBLE = "Sorry, something went wrong while answering. Please try again."
+CSS = """
+.pb-card { border: 1px solid #8a8a8a; border-radius: 8px; padding: .6rem .8rem; margin: 0 0 .7rem 0; }
+.pb-card h3 { margin: 0 0 .2rem 0; font-size: 1rem; }
+.pb-meta { font-size: .85rem; margin: 0 0 .4rem 0; }
+.pb-card mark { background: #ffe28a; color: #111; padding: 0 .1rem; }
+.pb-card a { text-decoration: underline; }
+.pb-doc { white-space: pre-wrap; max-height: 22rem; overflow: auto; font-size: .85rem; }
+.pb-note { font-size: .9rem; }
+"""
+
+
+def error_json(question: str, message: str) -> dict[str, Any]:
+    """The `/ask` reply for unusable input: the same shape, refused, with an `error` field."""
+    return {"question": question, "answer": message, "refused": True, "sources": [], "timings_ms": {}, "error": message}
+
+
+def safe_ask(assistant: Assistant, question: Any, history: Any) -> tuple[Answer | None, str | None]:
+    """Call `Assistant.ask`, turning every failure into a message fit for the public."""
+    try:
+        return assistant.ask(question if isinstance(question, str) else "", history if isinstance(history, list) else []), None
+    except InputError as exc:
+        return None, f"{str(exc)[0].upper()}{str(exc)[1:]}."
+    except StoreUnavailableError:
+        return None, "The assistant is temporarily unavailable. Please try again in a minute."
+    except PartnerbotError as exc:
+        log.error("cannot answer: %s", exc)
+        return None, "The assistant is not ready: its index is missing or out of date. Please try again later."
+    except Exception:  # never show a stack trace or a path to the public
+        log.exception("unexpected error while answering")
+        return None, TROUBLE
+
+
+def _paragraph(text: str, start: int, end: int) -> tuple[int, int]:
+    a = text.rfind("\n\n", 0, start)
+    b = text.find("\n\n", end)
+    return (0 if a < 0 else a + 2), (len(text) if b < 0 else b)
+
+
+def _highlight(text: str, start: int, end: int) -> str:
+    esc = html.escape
+    return f"{esc(text[:start])}<mark>{esc(text[start:end])}</mark>{esc(text[end:])}"
+
+
+def sources_html(assistant: Assistant, record: dict[str, Any] | None, number: int | None) -> str:
+    """Numbered cards for one answer's sources; markup in corpus text is shown as text."""
+    if not record:
+        return "<p class='pb-note'>Sources for the selected answer appear here.</p>"
+    data = record["answer"]
+    if not data["sources"]:
+        return f"<p class='pb-note'>No sources for answer {number}: {html.escape(_no_source_reason(data))}</p>"
+    esc = html.escape
+    cards = [f"<p class='pb-note'>Sources for answer {number}: “{esc(record['question'][:200])}”</p>"]
+    for s in data["sources"]:
+        doc = assistant.document(s["doc_id"]) if assistant else None
+        if doc is not None and doc.text[s["start"] : s["end"]] == s["quote"]:
+            a, b = _paragraph(doc.text, s["start"], s["end"])
+            context = _highlight(doc.text[a:b], s["start"] - a, s["end"] - a)
+            full = _highlight(doc.text, s["start"], s["end"])
+        else:  # the index changed since this answer: show the quote alone
+            context, full = f"<mark>{esc(s['quote'])}</mark>", ""
+        cards.append(
+            f"<article class='pb-card' id='src-{number}-{s['n']}' aria-label='Source {s['n']}'>"
+            f"<h3>[{s['n']}] {esc(s['title'])}</h3>"
+            f"<p class='pb-meta'>as of {esc(s['date'])} · section: {esc(s['section'])}</p>"
+            f"<p class='pb-quote'>{context}</p>"
+            f"<p><a href='{esc(s['url'], quote=True)}' target='_blank' rel='noopener noreferrer'>"
+            f"{esc(s['url'])}</a></p>"
+            + (f"<details><summary>Show the whole document</summary><div class='pb-doc'>{full}</div></details>" if full else "")
+            + "</article>"
+        )
+    return "".join(cards)
+
+
+def _no_source_reason(data: dict[str, Any]) -> str:
+    return "the assistant did not answer this question from its documents."
+
+
+def build_blocks(settings: Settings, assistant: Assistant) -> gr.Blocks:
+    """The chat page. All conversation state lives in per-session `gr.State`."""
+    with gr.Blocks(title="partnerbot: ICE partnership programs") as demo:
+        gr.Markdown(
+            "# partnerbot\n"
+            "Ask about the ICE partnership programs named in ICE's July 30, 2020 press release: 287(g), the "
+            "Criminal Alien Program, ERO, HSI, BEST, the IPR Center, the Cyber Crimes Center, HERO Corps, the "
+            "Human Rights Violators and War Crimes Center, and the Office of Partnership and Engagement.\n\n"
+            "*Answers quote the public sources listed beside them, with the date each source is as of. "
+            "They may be out of date; follow the links to check.*"
+        )
+        answers = gr.State([])
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=3, min_width=300):
+                chat = gr.Chatbot(label="Conversation", elem_id="chat", height=460, sanitize_html=True,
+                                  feedback_options=("Like", "Dislike"), buttons=["copy"], layout="bubble")
+                box = gr.Textbox(label="Your question", elem_id="question", max_length=settings.max_question_chars,
+                                 placeholder="e.g. What is the 287(g) program?", lines=1, max_lines=4)
+                with gr.Row():
+                    send = gr.Button("Ask", variant="primary", elem_id="ask-button")
+                    new = gr.Button("New chat", elem_id="new-chat")
+                gr.Examples(examples=[[q] for q in EXAMPLE_QUESTIONS], inputs=[box], label="Example questions")
+                comment = gr.Textbox(label="Optional feedback comment (type it, then click a thumb on an answer)",
+                                     elem_id="comment", max_length=feedback.MAX_COMMENT, lines=1)
+                status = gr.Markdown(elem_id="feedback-status")
+            with gr.Column(scale=2, min_width=280):
+                gr.Markdown("## Sources")
+                panel = gr.HTML(sources_html(assistant, None, None), elem_id="sources")
+
+        def respond(question: str, messages: list[dict[str, Any]], records: list[dict[str, Any]]):  # type: ignore[no-untyped-def]
+            history = [r["question"] for r in records]
+            answer, problem = safe_ask(assistant, question, history)
+            shown_q = html.escape(" ".join(str(question or "").split())[:settings.max_question_chars])
+            messages = [*messages, {"role": "user", "content": shown_q or "(empty)"}]
+            if answer is None:
+                messages.append({"role": "assistant", "content": html.escape(problem or TROUBLE)})
+                yield messages, records, gr.update(), ""
+                return
+            data = answer.to_dict()
+            record = {"question": answer.question, "history": history, "answer": data, "version": answer.index_version}
+            records = [*records, record]
+            words = html.escape(answer.text).split(" ")
+            step = max(4, len(words) // 8)
+            for i in range(step, len(words) + step, step):  # stream the text in
+                yield [*messages, {"role": "assistant", "content": " ".join(words[:i])}], records, gr.update(), ""
+                time.sleep(0.02)
+            yield ([*messages, {"role": "assistant", "content": " ".join(words)}], records,
+                   sources_html(assistant, record, len(records)), "")
+
+        def select(records: list[dict[str, Any]], evt: gr.SelectData):  # type: ignore[no-untyped-def]
+            k = _answer_number(evt.index)
+            if k is None or k > len(records):
+                return gr.update()
+            return sources_html(assistant, records[k - 1], k)
+
+        def like(records: list[dict[str, Any]], note: str, evt: gr.LikeData):  # type: ignore[no-untyped-def]
+            k = _answer_number(evt.index)
+            if k is None or k > len(records):
+                return "Feedback can be given on answers only.", note
+            liked = evt.liked if isinstance(evt.liked, bool) else str(evt.liked).lower() in ("like", "true")
+            r = records[k - 1]
+            feedback.record(settings.feedback_path, question=r["question"], history=r["history"], answer=r["answer"],
+                            vote="up" if liked else "down", comment=note or "", index_version=r["version"])
+            return f"Thank you: your feedback on answer {k} was recorded.", ""
+
+        def clear():  # type: ignore[no-untyped-def]
+            return [], [], sources_html(assistant, None, None), "", ""
+
+        for trigger in (box.submit, send.click):
+            trigger(respond, [box, chat, answers], [chat, answers, panel, box], api_visibility="private")
+        chat.select(select, [answers], [panel], api_visibility="private")
+        chat.like(like, [answers, comment], [status, comment], api_visibility="private")
+        new.click(clear, None, [chat, answers, panel, box, status], api_visibility="private")
+        chat.clear(clear, None, [chat, answers, panel, box, status], api_visibility="private")
+
+        def ask(question: str, history: list[str] | None = None) -> dict[str, Any]:
+            """Answer a question; returns the same JSON as `partnerbot ask --json`."""
+            answer, problem = safe_ask(assistant, question, history or [])
+            return answer.to_dict() if answer is not None else error_json(str(question)[:200], problem or TROUBLE)
+
+        gr.api(ask, api_name="ask")
+    return demo
+
+
+def _answer_number(index: Any) -> int | None:
+    """The 1-based answer number of a chatbot message index (user and answer messages alternate)."""
+    i = index[0] if isinstance(index, (list, tuple)) else index
+    if not isinstance(i, int) or i % 2 == 0:
+        return None
+    return i // 2 + 1
+
+
+def build_app(settings: Settings, assistant: Assistant | None = None) -> FastAPI:
+    """The FastAPI app: the chat page at `/`, `/healthz`, and the Gradio API."""
+    assistant = assistant or Assistant(settings)
+    demo = build_blocks(settings, assistant)
+    demo.queue(default_concurrency_limit=settings.concurrency)
+    app = FastAPI(title="partnerbot", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.get("/healthz")
+    def healthz() -> JSONResponse:
+        health = assistant.health()
+        return JSONResponse(health, status_code=200 if health["ok"] else 503)
+
+    return gr.mount_gradio_app(
+        app, demo, path="/", show_error=False, ssr_mode=False, css=CSS, allowed_paths=[],
+        blocked_paths=[str(settings.data_dir.resolve()), str(settings.corpus_dir.resolve())], footer_links=["api"],
+        mcp_server=False,
+    )
+
+
+def serve(settings: Settings) -> None:
+    """Warm the model and index, then serve until interrupted. Never opens a share tunnel."""
+    import uvicorn
+
+    assistant = Assistant(settings)
+    try:
+        assistant.ask(EXAMPLE_QUESTIONS[0])  # load the model and the index before the first visitor
+    except StoreUnavailableError:
+        log.warning("the vector store is unreachable; the chat will say so until it is back")
+    app = build_app(settings, assistant)
+    print(f"partnerbot: serving http://{settings.host}:{settings.port} (index {assistant.version or 'not loaded'})",
+          flush=True)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
