@@ -1,0 +1,222 @@
+"""The chat server, for real: `partnerbot serve`, gradio_client, and headless Chromium via Playwright."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import ARTIFACTS, ROOT, cli_env, free_port, wait_http
+from gradio_client import Client
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from partnerbot.evals import load_cases
+from partnerbot.index import build_index
+from partnerbot.settings import Settings
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+class Server:
+    """A `partnerbot serve` subprocess on a free loopback port."""
+
+    def __init__(self, data_dir: Path, corpus: Path, chroma_url: str = ""):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.data_dir = data_dir
+        env = cli_env(data_dir, corpus, chroma_url) | {"PARTNERBOT_PORT": str(self.port)}
+        self.log = open(data_dir.parent / f"serve-{self.port}.log", "wb")  # noqa: SIM115
+        self.proc = subprocess.Popen([sys.executable, "-m", "partnerbot.cli", "serve"], env=env,
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        wait_http(f"{self.url}/healthz", 120, self.proc)
+
+    def client(self) -> Client:
+        return Client(self.url + "/", verbose=False)
+
+    def ask(self, question: str, history: list[str] | None = None) -> dict:
+        return self.client().predict(question, history or [], api_name="/ask")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+
+@pytest.fixture(scope="module")
+def server(real_index: Path) -> Iterator[Server]:
+    srv = Server(real_index, ROOT / "corpus")
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield b
+        b.close()
+
+
+def ask_in_page(page: Page, question: str, answers_before: int) -> None:
+    box = page.get_by_label("Your question")
+    box.fill(question)
+    box.press("Enter")
+    page.wait_for_function(
+        "n => document.querySelectorAll('[aria-label^=\"bot\\'s message\"]').length >= n", arg=answers_before + 1,
+        timeout=30_000,
+    )
+
+
+def test_api_returns_cited_answers_refusals_and_follow_ups(server: Server) -> None:
+    data = server.ask("What is the 287(g) program?")
+    assert set(data) == {"question", "answer", "refused", "sources", "timings_ms"}
+    assert not data["refused"] and "[1]" in data["answer"]
+    assert data["sources"][0]["doc_id"] == "287g"
+    refused = server.ask("What is the capital of France?")
+    assert refused["refused"] and refused["sources"] == []
+    follow = server.ask("When were they created?", ["Tell me about the Border Enforcement Security Task Forces"])
+    assert "2005" in follow["answer"] and "best" in {s["doc_id"] for s in follow["sources"]}
+    empty = server.ask("   ")
+    assert empty["refused"] and "empty" in empty["error"]
+
+
+def test_two_clients_at_once_each_get_their_own_answer(server: Server) -> None:
+    questions = {"hero-corps": "What is HERO Corps?", "ipr-center": "Where is the IPR Center located?"}
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        futures = {doc: pool.submit(server.ask, q) for doc, q in questions.items()}
+        results = {doc: f.result() for doc, f in futures.items()}
+    for doc, data in results.items():
+        assert data["question"] == questions[doc]
+        assert data["sources"][0]["doc_id"] == doc
+
+
+def test_health_route_and_no_stray_files(server: Server) -> None:
+    health = httpx.get(f"{server.url}/healthz").json()
+    assert health["ok"] and health["store_reachable"] and health["index_version"].startswith("v")
+    for path in ("/file=/etc/passwd", "/gradio_api/file=/etc/passwd", f"/gradio_api/file={server.data_dir}/feedback.jsonl"):
+        r = httpx.get(server.url + path)
+        assert r.status_code in (400, 403, 404), path
+        assert "root:" not in r.text
+
+
+def test_browser_chat_sources_selection_and_script_safety(server: Server, browser: Browser) -> None:
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.goto(server.url + "/")
+    ask_in_page(page, "When were the Border Enforcement Security Task Forces created?", 0)
+    expect(page.locator("#chat")).to_contain_text("[1]")
+    card = page.locator("#sources .pb-card").first
+    expect(card).to_contain_text("Border Enforcement Security Task Forces")
+    expect(card).to_contain_text("as of 20")
+    expect(card.locator(".pb-quote mark")).to_contain_text("2005")
+    expect(card.locator("a")).to_have_attribute("href", "https://www.ice.gov/best")
+
+    ask_in_page(page, "What is HERO Corps?", 1)
+    expect(page.locator("#sources")).to_contain_text("HERO Corps")
+    page.locator('[aria-label^="bot\'s message"]').first.click()
+    expect(page.locator("#sources .pb-card").first).to_contain_text("Border Enforcement Security Task Forces")
+    expect(page.locator("#sources")).to_contain_text("Sources for answer 1")
+
+    ask_in_page(page, "<script>alert('xss')</script><img src=x onerror=alert(1)> What is BEST?", 2)
+    page.wait_for_timeout(500)
+    assert dialogs == []
+    expect(page.locator("#chat")).to_contain_text("<script>")  # shown as text
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "chat.png"), full_page=True)
+
+    page.get_by_role("button", name="New chat").click()
+    expect(page.locator('[aria-label^="bot\'s message"]')).to_have_count(0)
+    page.close()
+
+
+def test_refused_answer_shows_no_source_cards(server: Server, browser: Browser) -> None:
+    page = browser.new_page()
+    page.goto(server.url + "/")
+    ask_in_page(page, "Give me a recipe for banana bread", 0)
+    expect(page.locator("#chat")).to_contain_text("can't answer")
+    expect(page.locator("#sources .pb-card")).to_have_count(0)
+    page.close()
+
+
+def test_sessions_do_not_share_state(server: Server, browser: Browser) -> None:
+    a, b = browser.new_context(), browser.new_context()
+    pa, pb = a.new_page(), b.new_page()
+    pa.goto(server.url + "/")
+    pb.goto(server.url + "/")
+    ask_in_page(pa, "What is HERO Corps?", 0)
+    pb.reload()
+    expect(pb.locator('[aria-label^="bot\'s message"]')).to_have_count(0)
+    expect(pb.locator("#sources .pb-card")).to_have_count(0)
+    ask_in_page(pb, "What is the Cyber Crimes Center?", 0)
+    expect(pa.locator("#sources")).not_to_contain_text("Cyber Crimes Center (C3) is")
+    a.close()
+    b.close()
+
+
+def test_phone_width_layout(server: Server, browser: Browser) -> None:
+    page = browser.new_page(viewport={"width": 390, "height": 844})
+    page.goto(server.url + "/")
+    ask_in_page(page, "What is the 287(g) program?", 0)
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 392
+    box = page.get_by_label("Your question").bounding_box()
+    assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390
+    expect(page.locator("#sources .pb-card").first).to_be_visible()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "chat-390px.png"), full_page=True)
+    page.close()
+
+
+def test_feedback_vote_is_logged_and_exported(server: Server, browser: Browser, tmp_path: Path) -> None:
+    log = server.data_dir / "feedback.jsonl"
+    before = len(log.read_text().splitlines()) if log.exists() else 0
+    page = browser.new_page()
+    page.goto(server.url + "/")
+    ask_in_page(page, "What is HERO Corps?", 0)
+    page.get_by_label("Optional feedback comment").fill("clear and useful")
+    page.get_by_role("button", name="Like", exact=True).first.click()
+    expect(page.locator("#feedback-status")).to_contain_text("recorded")
+    page.close()
+    lines = log.read_text().splitlines()
+    assert len(lines) == before + 1
+    entry = json.loads(lines[-1])
+    assert entry["vote"] == "up" and entry["comment"] == "clear and useful"
+    assert entry["question"] == "What is HERO Corps?" and entry["sources"][0]["doc_id"] == "hero-corps"
+    assert entry["index_version"].startswith("v")
+    assert not {"ip", "client", "user_agent", "headers"} & set(entry)
+    out = tmp_path / "from-feedback.yaml"
+    result = subprocess.run([sys.executable, "-m", "partnerbot.cli", "feedback", "export", "--to-evals", str(out)],
+                            env=cli_env(server.data_dir, ROOT / "corpus"), capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    cases = load_cases([out], doc_ids={"hero-corps", "287g", "best", "ipr-center", "cyber-crimes-center"} | {
+        "ero", "hsi", "criminal-alien-program", "human-rights-violators-war-crimes-center",
+        "office-of-partnership-and-engagement", "press-release-2020-07-30"})
+    assert any(c.question == "What is HERO Corps?" and c.sources == ("hero-corps",) for c in cases)
+
+
+def test_hot_reload_after_reindex(tmp_path: Path, tiny_corpus: Path, model: object) -> None:
+    data = tmp_path / "data"
+    s = Settings(data_dir=data, corpus_dir=tiny_corpus)
+    build_index(s)
+    srv = Server(data, tiny_corpus)
+    try:
+        assert "4817" in srv.ask("What is the secret number of the Alpha Program?")["answer"]
+        alpha = tiny_corpus / "alpha.md"
+        alpha.write_text(alpha.read_text().replace("4817", "5926"))
+        build_index(s)
+        time.sleep(1.2)
+        answer = srv.ask("What is the secret number of the Alpha Program?")
+        assert "5926" in answer["answer"] and "4817" not in answer["answer"]
+    finally:
+        srv.stop()
