@@ -183,17 +183,20 @@ class Assistant:
             return [], {}
         q_stems = content_stems(_NOW.sub(" ", question))
         query_stems = content_stems(_NOW.sub(" ", query))
+        defining = bool(_DEFINE.search(question))
         cand: dict[int, float] = {}
         for rank, hit in enumerate(hits):
+            weight = 1.0 - rank / max(len(hits), 1)
             for i in state.sentences_in(hit.chunk):
-                cand.setdefault(i, 1.0 - rank / max(len(hits), 1))
+                cand.setdefault(i, weight)
+            if defining:  # a "what is" question may want the document's opening definition
+                cand.setdefault(state.lead_of[hit.chunk.doc_id], weight)
         if not cand:
             return [], {}
         idx = np.fromiter(cand, dtype=np.int64)
         cos = state.sentence_vecs[idx] @ qv
         wants_year = bool(_WHEN.search(question))
         wants_number = bool(_HOW_MANY.search(question))
-        defining = bool(_DEFINE.search(question))
         wants_web = bool(_WEB.search(question))
         q_years = set(_YEAR.findall(question))
         scores = np.empty(len(idx), dtype=np.float32)
@@ -225,9 +228,14 @@ class Assistant:
             if not np.isfinite(scores).any():
                 return [], {}
         best = int(np.argmax(scores))
+        matched = [state.idf.get(t, state.max_idf) for t in q_stems if t in state.sentence_stems[int(idx[best])]]
+        rarest = max(matched, default=0.0) / state.max_idf
+        best_text = state.sentences[int(idx[best])].text
+        if any(re.search(rf"\b{re.escape(a)}\b", best_text, re.I) for a in state.acronyms_in(question)):
+            rarest = 1.0  # a program's own acronym ("BEST") identifies the topic as well as a rare word
         evidence = {"cos": round(float(cos[best]), 4), "lexical": round(float(lexical[best]), 4),
-                    "score": round(float(scores[best]), 4)}
-        if not self._confident(float(cos[best]), float(lexical[best]), bool(_STRICT.search(question))):
+                    "rarest": round(rarest, 4), "score": round(float(scores[best]), 4)}
+        if not self._confident(float(cos[best]), float(lexical[best]), rarest, bool(_STRICT.search(question))):
             return [], evidence
         chosen = [best]
         floor = float(scores[best]) - 0.1
@@ -242,11 +250,12 @@ class Assistant:
             chosen.append(j)
         return [(int(idx[j]), float(scores[j])) for j in chosen], evidence
 
-    def _confident(self, cos: float, lexical: float, strict: bool) -> bool:
+    def _confident(self, cos: float, lexical: float, rarest: float, strict: bool) -> bool:
         """Is the best sentence strong enough evidence, by meaning and by words?
 
-        Counting questions and first-person how-to questions ("How do I ...") need a close match:
-        a loosely related figure or procedure is the wrong answer to them.
+        Words alone suffice only when a rare word matches (a name such as "Albence"), not a
+        common one ("created"). Counting questions and first-person how-to questions
+        ("How do I ...") need a close match: a loosely related figure or procedure is wrong for them.
         """
         s = self.settings
         if strict:
@@ -254,7 +263,7 @@ class Assistant:
         return (
             (cos >= s.min_dense and lexical >= s.min_lexical)
             or cos >= s.strong_dense
-            or (lexical >= s.strong_lexical and cos > 0.0)
+            or (lexical >= s.strong_lexical and rarest >= s.rare_word and cos > 0.0)
         )
 
 

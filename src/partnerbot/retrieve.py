@@ -63,22 +63,26 @@ class Version:
         for i, s in enumerate(self.sentences):
             self._by_doc.setdefault(s.doc_id, []).append(i)
         # Each document's opening sentence: its plain definition ("The 287(g) program lets ...").
-        self.leads = {idx[0] for idx in self._by_doc.values()}
+        self.lead_of = {doc: idx[0] for doc, idx in self._by_doc.items()}
+        self.leads = set(self.lead_of.values())
         self.acronyms = find_acronyms(d.text for d in self.docs.values())
         self.lower_words = {w for d in self.docs.values() for w in re.findall(r"\b[a-z][a-z0-9]+\b", d.text)}
 
-    def expand(self, query: str) -> str:
-        """Append the spelled-out name of each acronym in `query` ("BEST" -> "Border Enforcement ...").
+    def acronyms_in(self, query: str) -> list[str]:
+        """The corpus acronyms named in `query` ("BEST", "c3").
 
         A lower-case word counts as an acronym only if the corpus never uses it as an ordinary word.
         """
-        extra = []
+        found = []
         for word in re.findall(r"[A-Za-z][A-Za-z0-9]+", query):
             key = word.upper()
-            if key in self.acronyms and (word.isupper() or word.lower() not in self.lower_words):
-                name = self.acronyms[key]
-                if name.lower() not in query.lower() and name not in extra:
-                    extra.append(name)
+            if key in self.acronyms and (word.isupper() or word.lower() not in self.lower_words) and key not in found:
+                found.append(key)
+        return found
+
+    def expand(self, query: str) -> str:
+        """Append the spelled-out name of each acronym in `query` ("BEST" -> "Border Enforcement ...")."""
+        extra = [self.acronyms[k] for k in self.acronyms_in(query) if self.acronyms[k].lower() not in query.lower()]
         return f"{query} ({'; '.join(extra)})" if extra else query
 
 
