@@ -7,11 +7,11 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
+from conftest import ROOT
 from partnerbot.answer import Assistant
 from partnerbot.cli import app
 from partnerbot.embed import embed_query

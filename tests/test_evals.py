@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
 from playwright.sync_api import expect, sync_playwright
 from typer.testing import CliRunner
 
+from conftest import ROOT
 from partnerbot.cli import app
 from partnerbot.errors import EvalError
 from partnerbot.evals import load_cases
@@ -111,7 +111,7 @@ def test_compare_lists_flips_and_metric_changes(tiny_index: Path, tmp_path: Path
     alpha.write_text(alpha.read_text().replace("4817", "5926"))
     build_index(Settings(corpus_dir=tiny_corpus))
     after = tmp_path / "after.json"
-    code, text = run("--cases", str(tiny_index), "--json", str(after), "--compare", str(before))
+    _, text = run("--cases", str(tiny_index), "--json", str(after), "--compare", str(before))
     comparison = json.loads(after.read_text())["comparison"]
     assert comparison["broke"] == ["alpha-number"] and comparison["fixed"] == []
     assert comparison["metrics"]["pass_rate"]["delta"] < 0

@@ -11,9 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, cli_env
 from typer.testing import CliRunner
 
+from conftest import ROOT, cli_env
 from partnerbot import store
 from partnerbot.answer import Assistant
 from partnerbot.cli import app
@@ -197,7 +197,7 @@ def test_corrupt_pointer_says_how_to_recover(tmp_path: Path, tiny_corpus: Path, 
     version = build_index(s).version
     client = store.connect(s)
     client.get_collection(store.POINTER_COLLECTION).update(ids=["active"], metadatas=[{"version": "garbage"}])
-    with pytest.raises(IndexNotBuiltError, match="damaged.*index --rebuild"):
+    with pytest.raises(IndexNotBuiltError, match=r"damaged.*index --rebuild"):
         Assistant(s).ask("What is the Alpha Program?")
     client.delete_collection(store.POINTER_COLLECTION)
     with pytest.raises(IndexNotBuiltError, match="partnerbot index"):

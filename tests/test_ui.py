@@ -12,10 +12,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import ARTIFACTS, ROOT, cli_env, free_port, wait_http
 from gradio_client import Client
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from conftest import ARTIFACTS, ROOT, cli_env, free_port, wait_http
 from partnerbot.evals import load_cases
 from partnerbot.index import build_index
 from partnerbot.settings import Settings

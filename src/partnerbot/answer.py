@@ -22,7 +22,7 @@ from .types import Answer, Hit, Source
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2064\ufeff]")
 _YEAR = re.compile(r"\b(1[89]\d\d|20\d\d)\b")
 _NUMBER = re.compile(r"\d")
-_DANGLING = frozenset("it its this that these those they their them he she his her such both".split())
+_DANGLING = frozenset(["it", "its", "this", "that", "these", "those", "they", "their", "them", "he", "she", "his", "her", "such", "both"])
 _WHEN = re.compile(r"^\s*(when|what year|which year|since when|how long ago)\b|\bwhat (year|date)\b", re.I)
 _HOW_MANY = re.compile(r"\bhow (many|much)\b|\bnumber of\b|\bhow big\b", re.I)
 _DEFINE = re.compile(
@@ -73,7 +73,7 @@ def _is_elliptical(question: str) -> bool:
     toks = tokens(question)
     content = [t for t in toks if t not in STOPWORDS]
     named = any(
-        (w[:1].isupper() and i > 0) or (re.search(r"\d", w) and re.search(r"[A-Za-z]", w)) or w.isupper() and len(w) > 1
+        (w[:1].isupper() and i > 0) or (re.search(r"\d", w) and re.search(r"[A-Za-z]", w)) or (w.isupper() and len(w) > 1)
         for i, w in enumerate(words)
     )
     if named:

@@ -77,7 +77,7 @@ def _chunk_node(doc: Document, chunk: Chunk, embedding: Sequence[float] | None) 
         text=chunk.text,
         metadata=meta,
         excluded_embed_metadata_keys=hidden,
-        excluded_llm_metadata_keys=hidden + ["title", "section"],
+        excluded_llm_metadata_keys=[*hidden, "title", "section"],
         embedding=list(embedding) if embedding is not None else None,
     )
 

@@ -6,18 +6,8 @@ import functools
 import re
 
 _TOKEN = re.compile(r"[A-Za-z0-9]+")
-STOPWORDS = frozenset("""
-a about above after again against all also am an and any are as at be because been before being below
-between both but by can could did do does doing down during each few for from further had has have having
-he her here hers herself him himself his how i if in into is it its itself just me more most my myself no
-nor not now of off on once only or other our ours ourselves out over own same she should so some such than
-that the their theirs them themselves then there these they this those through to too under until up very
-was we were what when where which while who whom why will with would you your yours yourself yourselves
-tell me please explain describe know want give show let us ok okay hi hello thanks thank does do did
-what's whats who's whos s t d ll m re ve much many kind someone somebody anyone anybody something
-anything thing things
-""".split())
-PRONOUNS = frozenset("it its they them their theirs this that these those he she him her his there".split())
+STOPWORDS = frozenset(["a", "about", "above", "after", "again", "against", "all", "also", "am", "an", "and", "any", "are", "as", "at", "be", "because", "been", "before", "being", "below", "between", "both", "but", "by", "can", "could", "did", "do", "does", "doing", "down", "during", "each", "few", "for", "from", "further", "had", "has", "have", "having", "he", "her", "here", "hers", "herself", "him", "himself", "his", "how", "i", "if", "in", "into", "is", "it", "its", "itself", "just", "me", "more", "most", "my", "myself", "no", "nor", "not", "now", "of", "off", "on", "once", "only", "or", "other", "our", "ours", "ourselves", "out", "over", "own", "same", "she", "should", "so", "some", "such", "than", "that", "the", "their", "theirs", "them", "themselves", "then", "there", "these", "they", "this", "those", "through", "to", "too", "under", "until", "up", "very", "was", "we", "were", "what", "when", "where", "which", "while", "who", "whom", "why", "will", "with", "would", "you", "your", "yours", "yourself", "yourselves", "tell", "me", "please", "explain", "describe", "know", "want", "give", "show", "let", "us", "ok", "okay", "hi", "hello", "thanks", "thank", "does", "do", "did", "what's", "whats", "who's", "whos", "s", "t", "d", "ll", "m", "re", "ve", "much", "many", "kind", "someone", "somebody", "anyone", "anybody", "something", "anything", "thing", "things"])
+PRONOUNS = frozenset(["it", "its", "they", "them", "their", "theirs", "this", "that", "these", "those", "he", "she", "him", "her", "his", "there"])
 
 
 def tokens(text: str) -> list[str]:
