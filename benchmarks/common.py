@@ -1,0 +1,47 @@
+"""Helpers shared by the benchmark scripts: timing, percentiles, Markdown tables, a built index."""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, min(len(ordered) - 1, round(q * (len(ordered) - 1))))] if ordered else 0.0
+
+
+def p50(values: list[float]) -> float:
+    return statistics.median(values) if values else 0.0
+
+
+def table(headers: list[str], rows: list[list[object]]) -> str:
+    def cell(v: object) -> str:
+        return f"{v:.2f}" if isinstance(v, float) else str(v)
+
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def machine() -> str:
+    return f"{platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}"
+
+
+def temp_dir(name: str) -> Path:
+    return Path(tempfile.mkdtemp(prefix=f"pb-bench-{name}-"))
+
+
+def questions() -> list[tuple[str, list[str]]]:
+    from partnerbot.evals import load_cases
+
+    return [(c.question, list(c.history)) for c in load_cases([ROOT / "evals" / "cases.yaml"])
+            if len(c.question) <= 1000]
