@@ -1,0 +1,143 @@
+"""Scale-out and faults: two servers on one Chroma server, Chroma outages, concurrent writers, bad input."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import ROOT, ChromaServer
+from partnerbot import feedback
+from partnerbot.answer import Assistant
+from partnerbot.errors import InputError
+from partnerbot.index import build_index
+from partnerbot.phrases import CITATION_RE
+from partnerbot.settings import Settings
+from test_ui import Server
+
+SECRET = "What is the secret number of the Alpha Program?"
+
+
+def test_two_servers_one_chroma_pick_up_a_reindex(tmp_path: Path, tiny_corpus: Path, chroma_server: ChromaServer,
+                                                  model: object) -> None:
+    maintainer = Settings(data_dir=tmp_path / "maintainer", corpus_dir=tiny_corpus, chroma_url=chroma_server.url)
+    build_index(maintainer)
+    servers = []
+    try:
+        for name in ("a", "b"):  # separate data directories, as on separate machines
+            (tmp_path / name).mkdir()
+            servers.append(Server(tmp_path / name / "data", tiny_corpus, chroma_server.url))
+        assert all("4817" in s.ask(SECRET)["answer"] for s in servers)
+        alpha = tiny_corpus / "alpha.md"
+        alpha.write_text(alpha.read_text().replace("4817", "5926"))
+        version = build_index(maintainer).version
+        time.sleep(1.2)
+        for s in servers:
+            assert "5926" in s.ask(SECRET)["answer"]
+            health = httpx.get(f"{s.url}/healthz").json()
+            assert health["index_version"] == version and health["store_reachable"]
+    finally:
+        for s in servers:
+            s.stop()
+
+
+def test_chroma_outage_gives_clear_message_and_recovers(tmp_path: Path, tiny_corpus: Path,
+                                                        chroma_server: ChromaServer, model: object) -> None:
+    s = Settings(data_dir=tmp_path / "maintainer", corpus_dir=tiny_corpus, chroma_url=chroma_server.url)
+    build_index(s)
+    (tmp_path / "srv").mkdir()
+    srv = Server(tmp_path / "srv" / "data", tiny_corpus, chroma_server.url)
+    try:
+        assert "4817" in srv.ask(SECRET)["answer"]
+        chroma_server.kill()
+        down = srv.ask(SECRET)
+        assert down["refused"] and "temporarily unavailable" in down["answer"] and down["sources"] == []
+        assert "Traceback" not in json.dumps(down) and "/" not in down["answer"]
+        assert httpx.get(f"{srv.url}/healthz").status_code == 503
+        chroma_server.start()
+        time.sleep(1.2)
+        assert "4817" in srv.ask(SECRET)["answer"]  # no restart of the chat server
+        assert httpx.get(f"{srv.url}/healthz").json()["store_reachable"]
+    finally:
+        srv.stop()
+
+
+def _write_votes(path: str, worker: int, n: int) -> None:
+    for i in range(n):
+        feedback.record(Path(path), question=f"q{worker}-{i} " + "x" * 5000, history=[], vote="up",
+                        answer={"answer": "a" * 3000, "sources": []}, comment="c" * 1000)
+
+
+def test_concurrent_feedback_writes_never_interleave(tmp_path: Path) -> None:
+    log = tmp_path / "feedback.jsonl"
+    procs = [multiprocessing.get_context("spawn").Process(target=_write_votes, args=(str(log), w, 50))
+             for w in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    lines = log.read_text().splitlines()
+    assert len(lines) == 200
+    assert {json.loads(line)["question"].split()[0] for line in lines} == {f"q{w}-{i}" for w in range(4) for i in range(50)}
+
+
+def test_long_lines_index_safely(tmp_path: Path, tiny_corpus: Path, model: object) -> None:
+    text = (tiny_corpus / "gamma.md").read_text()
+    (tiny_corpus / "gamma.md").write_text(text + "\n" + ("telescope lens " * 20_000) + "\n<b>bold</b> <script>x()</script>\n")
+    s = Settings(data_dir=tmp_path / "data", corpus_dir=tiny_corpus)
+    assert build_index(s).switched
+    assert "9,300" in Assistant(s).ask("How many telescopes had the Gamma Office lent?").text
+
+
+HOSTILE = st.one_of(
+    st.text(max_size=300),
+    st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=0x1F), max_size=50),
+    st.sampled_from([
+        "<script>alert(1)</script>", "'; DROP TABLE embeddings; --", '{"$where": "1 == 1"}', '{"$or": [{}]}',
+        "../../etc/passwd", "/etc/passwd\x00", "%s%s%n", "{{7*7}}", "${jndi:ldap://x}", "\u202e\u200b\ufeff",
+        "What is HERO Corps?" * 40, "x" * 1_000_000, "\U0001F600" * 100,
+    ]),
+)
+HISTORY = st.one_of(st.none(), st.lists(st.one_of(st.text(max_size=50), st.integers(), st.none(),
+                                                  st.lists(st.text(max_size=5), max_size=2)), max_size=8),
+                    st.integers(), st.text(max_size=20), st.dictionaries(st.text(max_size=3), st.integers(), max_size=2))
+
+
+def _clean(data: dict) -> None:
+    blob = json.dumps(data)
+    assert "Traceback" not in blob and "site-packages" not in blob and "/tmp/" not in blob
+    assert "partnerbot/" not in blob
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(question=HOSTILE, history=HISTORY)
+def test_ask_survives_hostile_input(assistant: Assistant, question: str, history: object) -> None:
+    try:
+        answer = assistant.ask(question, history)  # type: ignore[arg-type]
+    except InputError as exc:
+        assert "/" not in str(exc)
+        return
+    _clean(answer.to_dict())
+    assert {int(n) for n in CITATION_RE.findall(answer.text)} == {s.n for s in answer.sources}
+
+
+@pytest.fixture(scope="module")
+def api_server(real_index: Path):  # type: ignore[no-untyped-def]
+    srv = Server(real_index, ROOT / "corpus")
+    yield srv
+    srv.stop()
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(question=HOSTILE, history=st.lists(st.text(max_size=50), max_size=4))
+def test_api_survives_hostile_input(api_server: Server, question: str, history: list[str]) -> None:
+    data = api_server.ask(question, history)
+    assert set(data) >= {"question", "answer", "refused", "sources", "timings_ms"}
+    _clean(data)
+    assert httpx.get(f"{api_server.url}/healthz").status_code == 200
