@@ -26,9 +26,12 @@ _DANGLING = frozenset(["it", "its", "this", "that", "these", "those", "they", "t
 _WHEN = re.compile(r"^\s*(when|what year|which year|since when|how long ago)\b|\bwhat (year|date)\b", re.I)
 _HOW_MANY = re.compile(r"\bhow (many|much)\b|\bnumber of\b|\bhow big\b", re.I)
 _DEFINE = re.compile(
-    r"^\s*(what|who)\s+(is|are|was|were)\b|^\s*(tell me about|explain|describe|define|what does .+ do|what do .+ do)",
+    r"^\s*(what|who)\s+(is|are|was|were)\b(?!.*\b(called|named|known as|now)\b)"
+    r"|^\s*(tell me about|explain|describe|define|what does .+ do|what do .+ do)",
     re.I,
 )
+_WHERE = re.compile(r"^\s*where\b|\bwhat (city|state|country|place)\b|\blocated\b|\bheadquarter", re.I)
+_PLACE = re.compile(r"\b(in|at|near) (the )?[A-Z][a-z]+")
 _STRICT = re.compile(r"\bhow (many|much)\b|^\s*(how|where|what|when) (do|can|should|could|would) (i|we)\b|^\s*can (i|we)\b", re.I)
 _NOW = re.compile(r"\b(right now|these days|at the moment|currently|today|nowadays)\b", re.I)
 _WEB = re.compile(r"\b(web ?site|web page|webpage|url|link|learn more|more information|online)\b", re.I)
@@ -197,6 +200,7 @@ class Assistant:
         cos = state.sentence_vecs[idx] @ qv
         wants_year = bool(_WHEN.search(question))
         wants_number = bool(_HOW_MANY.search(question))
+        wants_place = bool(_WHERE.search(question))
         wants_web = bool(_WEB.search(question))
         q_years = set(_YEAR.findall(question))
         scores = np.empty(len(idx), dtype=np.float32)
@@ -204,7 +208,7 @@ class Assistant:
         for j, i in enumerate(idx):
             sent = state.sentences[i]
             lex = _coverage(state, query_stems, state.sentence_stems[i])
-            lexical[j] = _coverage(state, q_stems, state.sentence_stems[i]) if q_stems else lex
+            lexical[j] = lex if query != question else _coverage(state, q_stems, state.sentence_stems[i])
             score = 0.55 * float(cos[j]) + 0.35 * lex + 0.06 * cand[int(i)]
             words = sent.text.split()
             first = words[0].lower().strip("\"'“(") if words else ""
@@ -219,6 +223,8 @@ class Assistant:
             if wants_year and _YEAR.search(sent.text):
                 score += 0.06
             if wants_number and _NUMBER.search(sent.text):
+                score += 0.05
+            if wants_place and _PLACE.search(sent.text):
                 score += 0.05
             if defining:
                 score += 0.1 if int(i) in state.leads else 0.04 if _DEFINITION.match(sent.text) else 0.0
