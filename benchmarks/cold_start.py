@@ -8,7 +8,7 @@ import sys
 import time
 
 import httpx
-from common import ROOT, machine, table, temp_dir
+from common import ROOT, free_port, machine, table, temp_dir
 
 from partnerbot.index import build_index
 from partnerbot.settings import Settings
@@ -17,7 +17,8 @@ from partnerbot.settings import Settings
 def main() -> None:
     data = temp_dir("cold")
     build_index(Settings(data_dir=data, corpus_dir=ROOT / "corpus"))
-    env = dict(os.environ, HF_HUB_OFFLINE="1", PARTNERBOT_DATA_DIR=str(data), PARTNERBOT_PORT="7961")
+    port = free_port()
+    env = dict(os.environ, HF_HUB_OFFLINE="1", PARTNERBOT_DATA_DIR=str(data), PARTNERBOT_PORT=str(port))
     t0 = time.perf_counter()
     subprocess.run([sys.executable, "-m", "partnerbot.cli", "ask", "What is HERO Corps?"], env=env, check=True,
                    capture_output=True)
@@ -30,12 +31,12 @@ def main() -> None:
 
         while True:
             try:
-                httpx.get("http://127.0.0.1:7961/healthz", timeout=1)
+                httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
                 break
             except httpx.HTTPError:
                 time.sleep(0.05)
         up = time.perf_counter() - t0
-        Client("http://127.0.0.1:7961/", verbose=False).predict("What is HERO Corps?", [], api_name="/ask")
+        Client(f"http://127.0.0.1:{port}/", verbose=False).predict("What is HERO Corps?", [], api_name="/ask")
         first = time.perf_counter() - t0
     finally:
         proc.terminate()

@@ -36,6 +36,14 @@ def machine() -> str:
     return f"{platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}"
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def temp_dir(name: str) -> Path:
     return Path(tempfile.mkdtemp(prefix=f"pb-bench-{name}-"))
 

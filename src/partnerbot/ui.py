@@ -210,8 +210,11 @@ def build_app(settings: Settings, assistant: Assistant | None = None) -> FastAPI
 
 def serve(settings: Settings) -> None:
     """Warm the model and index, then serve until interrupted. Never opens a share tunnel."""
+    import torch
     import uvicorn
 
+    # Several questions run at once: one torch thread each beats oversubscribed intra-op threads.
+    torch.set_num_threads(1)
     assistant = Assistant(settings)
     try:
         assistant.ask(EXAMPLE_QUESTIONS[0])  # load the model and the index before the first visitor
