@@ -24,8 +24,8 @@ class Document:
 
 
 @dataclass(frozen=True)
-class Chunk:
-    """A passage of a document, with its character offsets in `Document.text`."""
+class Span:
+    """A passage of a document: its text and character offsets in `Document.text`."""
 
     id: str
     doc_id: str
@@ -35,16 +35,12 @@ class Chunk:
     end: int
 
 
-@dataclass(frozen=True)
-class Sentence:
-    """A quotable sentence of a document, with its offsets in `Document.text`."""
+class Chunk(Span):
+    """A retrieval chunk: part of one `##` section."""
 
-    id: str
-    doc_id: str
-    section: str
-    text: str
-    start: int
-    end: int
+
+class Sentence(Span):
+    """A quotable sentence."""
 
 
 @dataclass(frozen=True)
