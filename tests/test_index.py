@@ -22,6 +22,9 @@ from partnerbot.index import build_index, open_collections, rollback, status
 from partnerbot.settings import Settings
 
 
+SECRET = "What is the secret number of the Alpha Program?"
+
+
 def settings_for(tmp_path: Path, corpus: Path, url: str = "", **kw: object) -> Settings:
     return Settings(data_dir=tmp_path / "data", corpus_dir=corpus, chroma_url=url, **kw)
 
@@ -169,7 +172,9 @@ def test_kill_9_mid_build_leaves_active_index_intact(
     client = store.connect(s)
     partial = None
     deadline = time.monotonic() + 240
+    serving = Assistant(s, pointer_check_seconds=0)
     while partial is None and time.monotonic() < deadline and proc.poll() is None:
+        assert "4817" in serving.ask(SECRET).text  # the served index keeps answering during the build
         for v in store.versions_present(client) - {active}:
             try:
                 if client.get_collection(store.collection_name(v, "chunks")).count() > 0:

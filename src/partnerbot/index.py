@@ -69,9 +69,9 @@ def _chunk_node(doc: Document, chunk: Chunk, embedding: Sequence[float] | None) 
     from llama_index.core.schema import TextNode
 
     # llama-index writes its own "doc_id" key into stored metadata, so ours is "doc".
-    meta = {"doc": doc.id, "title": doc.title, "url": doc.url, "date": doc.date,
-            "section": chunk.section, "start": chunk.start, "end": chunk.end}
-    hidden = ["doc", "url", "date", "start", "end"]
+    meta = {"doc": doc.id, "title": doc.title, "url": doc.url, "date": doc.date, "section": chunk.section,
+            "start": chunk.start, "end": chunk.end, "content_hash": hashlib.sha256(chunk.text.encode()).hexdigest()}
+    hidden = ["doc", "url", "date", "start", "end", "content_hash"]
     return TextNode(
         id_=chunk.id,
         text=chunk.text,

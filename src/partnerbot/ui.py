@@ -69,7 +69,7 @@ def sources_html(assistant: Assistant, record: dict[str, Any] | None, number: in
         return "<p class='pb-note'>Sources for the selected answer appear here.</p>"
     data = record["answer"]
     if not data["sources"]:
-        return f"<p class='pb-note'>No sources for answer {number}: {html.escape(_no_source_reason(data))}</p>"
+        return f"<p class='pb-note'>No sources for answer {number}: it was not answered from the documents.</p>"
     esc = html.escape
     cards = [f"<p class='pb-note'>Sources for answer {number}: “{esc(record['question'][:200])}”</p>"]
     for s in data["sources"]:
@@ -91,10 +91,6 @@ def sources_html(assistant: Assistant, record: dict[str, Any] | None, number: in
             + "</article>"
         )
     return "".join(cards)
-
-
-def _no_source_reason(data: dict[str, Any]) -> str:
-    return "the assistant did not answer this question from its documents."
 
 
 def build_blocks(settings: Settings, assistant: Assistant) -> gr.Blocks:
@@ -127,20 +123,21 @@ def build_blocks(settings: Settings, assistant: Assistant) -> gr.Blocks:
                 panel = gr.HTML(sources_html(assistant, None, None), elem_id="sources")
 
         def respond(question: str, messages: list[dict[str, Any]], records: list[dict[str, Any]]):  # type: ignore[no-untyped-def]
-            history = [r["question"] for r in records]
+            history = [r["question"] for r in records if r["question"]]
             answer, problem = safe_ask(assistant, question, history)
-            shown_q = html.escape(" ".join(str(question or "").split())[:settings.max_question_chars])
+            shown_q = html.escape(" ".join(str(question or "").split())[: settings.max_question_chars])
             messages = [*messages, {"role": "user", "content": shown_q or "(empty)"}]
-            if answer is None:
-                messages.append({"role": "assistant", "content": html.escape(problem or TROUBLE)})
-                yield messages, records, gr.update(), ""
-                return
-            data = answer.to_dict()
-            record = {"question": answer.question, "history": history, "answer": data, "version": answer.index_version}
+            if answer is None:  # still one record per turn, so answer numbers match chat messages
+                data = error_json(shown_q, problem or TROUBLE)
+                record = {"question": "", "history": history, "answer": data, "version": assistant.version}
+            else:
+                data = answer.to_dict()
+                record = {"question": answer.question, "history": history, "answer": data,
+                          "version": answer.index_version}
             records = [*records, record]
-            words = html.escape(answer.text).split(" ")
+            words = html.escape(data["answer"]).split(" ")
             step = max(4, len(words) // 8)
-            for i in range(step, len(words) + step, step):  # stream the text in
+            for i in range(step, len(words), step):  # stream the text in
                 yield [*messages, {"role": "assistant", "content": " ".join(words[:i])}], records, gr.update(), ""
                 time.sleep(0.02)
             yield ([*messages, {"role": "assistant", "content": " ".join(words)}], records,
@@ -158,6 +155,8 @@ def build_blocks(settings: Settings, assistant: Assistant) -> gr.Blocks:
                 return "Feedback can be given on answers only.", note
             liked = evt.liked if isinstance(evt.liked, bool) else str(evt.liked).lower() in ("like", "true")
             r = records[k - 1]
+            if not r["question"]:
+                return "Feedback can be given on answers only.", note
             feedback.record(settings.feedback_path, question=r["question"], history=r["history"], answer=r["answer"],
                             vote="up" if liked else "down", comment=note or "", index_version=r["version"])
             return f"Thank you: your feedback on answer {k} was recorded.", ""
