@@ -21,7 +21,6 @@ from partnerbot.errors import CorpusErrors, IndexLockedError, IndexMismatchError
 from partnerbot.index import build_index, open_collections, rollback, status
 from partnerbot.settings import Settings
 
-
 SECRET = "What is the secret number of the Alpha Program?"
 
 
