@@ -36,6 +36,7 @@ _STRICT = re.compile(r"\bhow (many|much)\b|^\s*(how|where|what|when) (do|can|sho
 _NOW = re.compile(r"\b(right now|these days|at the moment|currently|today|nowadays)\b", re.I)
 _WEB = re.compile(r"\b(web ?site|web page|webpage|url|link|learn more|more information|online)\b", re.I)
 _DEFINITION = re.compile(r"^[^.]{0,160}?\b(is|are|lets|was)\s+(a|an|the|one)\b")
+_COMPLETE = re.compile(r"[.!?][\"'”’)]*\s*$")
 HISTORY_TURNS = 6
 
 
@@ -218,6 +219,8 @@ class Assistant:
                 score -= 0.2
             if sent.text.rstrip().endswith(":"):
                 score -= 0.1
+            elif not _COMPLETE.search(sent.text):  # a fragment: a dateline, a list item cut short
+                score -= 0.15
             if "http" in sent.text and not wants_web:
                 score -= 0.25
             if wants_year and _YEAR.search(sent.text):
@@ -229,8 +232,12 @@ class Assistant:
             if defining:
                 score += 0.1 if int(i) in state.leads else 0.04 if _DEFINITION.match(sent.text) else 0.0
             scores[j] = score
-        if q_years:  # a question about a given year is answered only by sentences naming that year
-            scores[[not any(y in state.sentences[int(i)].text for y in q_years) for i in idx]] = -np.inf
+        if q_years:  # a question about a given year: only sentences naming it, or from a document dated then
+            def names_year(i: int) -> bool:
+                sent = state.sentences[i]
+                return any(y in sent.text or state.docs[sent.doc_id].date.startswith(y) for y in q_years)
+
+            scores[[not names_year(int(i)) for i in idx]] = -np.inf
             if not np.isfinite(scores).any():
                 return [], {}
         best = int(np.argmax(scores))

@@ -111,6 +111,17 @@ def find_acronyms(texts: Any) -> dict[str, str]:
     return found
 
 
+def date_words(iso: str) -> str:
+    """An ISO date in words: "2020-07-30" -> "July 30 2020"."""
+    import datetime as dt
+
+    try:
+        day = dt.date.fromisoformat(iso)
+    except ValueError:
+        return ""
+    return f"{day:%B} {day.day} {day.year}"
+
+
 def _get_all(collection: Any, include: list[str]) -> dict[str, list[Any]]:
     total = collection.count()
     out: dict[str, list[Any]] = {"ids": [], **{k: [] for k in include}}
@@ -156,7 +167,9 @@ def load_version(client: Any, settings: Settings, version: str) -> Version:
         text = docs[m["doc_id"]].text[m["start"] : m["end"]]
         sentences.append(Sentence(got["ids"][i], m["doc_id"], m["section"], text, int(m["start"]), int(m["end"])))
     vecs = np.asarray([got["embeddings"][i] for i in order], dtype=np.float32).reshape(len(order), -1)
-    stems = [frozenset(content_stems(s.text)) for s in sentences]
+    # A sentence is "as of" its document's date: a question naming that date matches it too.
+    dated = {i: date_words(d.date) for i, d in docs.items()}
+    stems = [frozenset(content_stems(f"{s.text} {dated[s.doc_id]}")) for s in sentences]
     df = Counter(st for ss in stems for st in ss)
     n = max(len(sentences), 1)
     idf = {st: math.log((n + 1) / (c + 1)) + 1.0 for st, c in df.items()}
@@ -197,7 +210,8 @@ def retrieve(state: Version, query: str, query_vec: np.ndarray, mode: str, k: in
     for ranking in (dense, lexical):
         for cid, (rank, _) in ranking.items():
             fused[cid] = fused.get(cid, 0.0) + 1.0 / (RRF_K + rank + 1)
-    best = sorted(fused.items(), key=lambda kv: -kv[1])[:k]
+    # Ties (e.g. rank 1 in one list only) go to the lexical match: names and acronyms are its strength.
+    best = sorted(fused.items(), key=lambda kv: (-kv[1], kv[0] not in lexical))[:k]
     return [
         Hit(state.chunks[cid], score, dense.get(cid, (0, None))[1], lexical.get(cid, (0, None))[1])
         for cid, score in best
