@@ -25,7 +25,9 @@ def p50(values: list[float]) -> float:
 
 def table(headers: list[str], rows: list[list[object]]) -> str:
     def cell(v: object) -> str:
-        return f"{v:.2f}" if isinstance(v, float) else str(v)
+        if isinstance(v, float):
+            return f"{v:.3f}" if abs(v) < 1 else f"{v:.2f}"
+        return str(v)
 
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]

@@ -222,4 +222,5 @@ def serve(settings: Settings) -> None:
     app = build_app(settings, assistant)
     print(f"partnerbot: serving http://{settings.host}:{settings.port} (index {assistant.version or 'not loaded'})",
           flush=True)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
+    # Open client streams must not hold a shutdown (SIGTERM) for long.
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", timeout_graceful_shutdown=3)
