@@ -60,7 +60,7 @@ def open_collections(client: Any, version: str) -> dict[str, Any]:
     try:
         return {kind: client.get_collection(store.collection_name(version, kind)) for kind in store.KINDS}
     except Exception as exc:
-        if store._is_connection_error(exc):
+        if store.is_connection_error(exc):
             raise store.StoreUnavailableError("the vector store is unreachable") from exc
         raise IndexNotBuiltError(f"index version {version} is incomplete or deleted; {store.RECOVER}") from exc
 

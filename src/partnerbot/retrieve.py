@@ -17,6 +17,7 @@ import numpy as np
 from .errors import StoreUnavailableError
 from .index import bm25_dir, build_bm25, check_meta, open_collections
 from .settings import Settings
+from .store import is_connection_error
 from .text import content_stems
 from .types import Chunk, Hit, Sentence
 
@@ -201,6 +202,8 @@ def retrieve(state: Version, query: str, query_vec: np.ndarray, mode: str, k: in
         try:
             found = state.dense.retrieve(QueryBundle(query_str=query, embedding=query_vec.tolist()))
         except Exception as exc:
+            if not is_connection_error(exc):
+                raise
             raise StoreUnavailableError("the vector store is unreachable") from exc
         dense = {n.node.node_id: (r, float(n.score or 0.0)) for r, n in enumerate(found)}
     if mode in ("hybrid", "bm25") and content_stems(query):

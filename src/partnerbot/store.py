@@ -93,7 +93,7 @@ def read_pointer(client: Any) -> Pointer:
         col = client.get_collection(POINTER_COLLECTION)
         got = col.get(ids=[POINTER_ID], include=["metadatas"])
     except Exception as exc:
-        if _is_connection_error(exc):
+        if is_connection_error(exc):
             raise StoreUnavailableError("the vector store is unreachable") from exc
         raise IndexNotBuiltError("no index has been built yet: run `partnerbot index`") from exc
     if not got["ids"]:
@@ -123,7 +123,16 @@ def drop_version(client: Any, version: str) -> None:
             client.delete_collection(collection_name(version, kind))
 
 
-def _is_connection_error(exc: BaseException) -> bool:
+def is_connection_error(exc: BaseException) -> bool:
+    """Does this exception (or one it was raised from) say the store cannot be reached?"""
+    while exc is not None:
+        if isinstance(exc, (ConnectionError, TimeoutError)) or _connection_words(exc):
+            return True
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return False
+
+
+def _connection_words(exc: BaseException) -> bool:
     text = f"{type(exc).__name__} {exc}".lower()
     return any(w in text for w in ("connect", "connection", "timed out", "timeout", "unreachable", "refused"))
 
