@@ -124,21 +124,21 @@ def parse_document(path: Path) -> Document:
     body = "\n".join(lines[close + 1 :]).strip("\n")
     if not body.strip():
         errors.append(CorpusError(path, "the document body is empty", field="body", line=close + 2))
-    elif _CONTROL.search(body):
-        offset = _CONTROL.search(body).start()  # type: ignore[union-attr]
+    elif control := _CONTROL.search(body):
+        offset = control.start()
         line = close + 2 + body[:offset].count("\n")
         errors.append(CorpusError(path, "the body contains control characters; it must be plain text", field="body", line=line))
     if errors:
-        exc = CorpusErrors(errors)
-        exc.doc_id = doc_id if isinstance(doc_id, str) else None
-        raise exc
+        failure = CorpusErrors(errors)
+        failure.doc_id = doc_id if isinstance(doc_id, str) else None
+        raise failure
     return Document(
-        id=doc_id,
+        id=str(doc_id),
         title=meta["title"].strip(),
         url=meta["url"],
         date=str(date),
-        component=component,
-        sources=tuple(sources),
+        component=str(component),
+        sources=tuple(sources or ()),
         summary=meta["summary"].strip(),
         text=body + "\n",
         content_hash=hashlib.sha256(raw).hexdigest(),

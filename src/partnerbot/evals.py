@@ -199,7 +199,7 @@ def metrics(results: Sequence[CaseResult]) -> dict[str, float]:
         hits = [i for i, d in enumerate(docs) if d in r.expected_sources]
         return hits[0] + 1 if hits else None
 
-    def share(items: list[Any], pred: Any) -> float:
+    def share(items: Sequence[Any], pred: Any) -> float:
         return round(sum(1 for x in items if pred(x)) / len(items), 4) if items else 0.0
 
     facts_total = sum(r.facts_total for r in inscope)
