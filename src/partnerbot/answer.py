@@ -272,7 +272,9 @@ class Assistant:
         """
         s = self.settings
         if strict:
-            return cos >= s.strict_dense and lexical >= s.min_lexical
+            return (cos >= s.strict_dense and lexical >= s.strict_lexical) or (
+                lexical >= s.strong_lexical and cos >= s.min_dense
+            )
         return (
             (cos >= s.min_dense and lexical >= s.min_lexical)
             or cos >= s.strong_dense

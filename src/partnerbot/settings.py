@@ -41,7 +41,8 @@ class Settings(BaseSettings):
     strong_dense: float = Field(0.50, description="Answer on meaning alone at or above this cosine similarity.")
     strong_lexical: float = Field(0.75, description="Answer on words alone at or above this share of the question's words.")
     rare_word: float = Field(0.75, description="How rare (IDF share of the maximum) a matched word must be for words alone.")
-    strict_dense: float = Field(0.55, description="Minimum similarity for counting and first-person how-to questions.")
+    strict_dense: float = Field(0.55, description="Counting and first-person how-to questions need this similarity ...")
+    strict_lexical: float = Field(0.60, description="... and this share of their words (or strong_lexical words alone).")
     concurrency: int = Field(16, ge=1, le=64, description="Gradio queue concurrency limit (questions answered at once).")
     eval_gate: bool = Field(True, description="Run the eval gate before `index` switches versions.")
 
