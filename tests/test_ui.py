@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+import re
 import subprocess
 import sys
 import time
@@ -128,7 +129,14 @@ def test_browser_chat_sources_selection_and_script_safety(server: Server, browse
     expect(page.locator("#sources .pb-card").first).to_contain_text("Border Enforcement Security Task Forces")
     expect(page.locator("#sources")).to_contain_text("Sources for answer 1")
 
-    ask_in_page(page, "<script>alert('xss')</script><img src=x onerror=alert(1)> What is BEST?", 2)
+    ask_in_page(page, "What is the 287(g) program?", 2)
+    expect(page.locator("#sources")).to_contain_text("Sources for answer 3")
+    page.locator("#chat a.pb-cite").first.click()  # answer 1's [1]
+    expect(page.locator("#sources")).to_contain_text("Sources for answer 1")
+    expect(page.locator("#src-1-1")).to_have_class(re.compile("pb-focus"))
+    assert page.url.rstrip("/").endswith(str(server.port))  # the link did not navigate
+
+    ask_in_page(page, "<script>alert('xss')</script><img src=x onerror=alert(1)> What is BEST?", 3)
     page.wait_for_timeout(500)
     assert dialogs == []
     expect(page.locator("#chat")).to_contain_text("<script>")  # shown as text

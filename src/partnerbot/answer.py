@@ -20,6 +20,7 @@ from .text import PRONOUNS, STOPWORDS, content_stems, tokens
 from .types import Answer, Hit, Source
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2064\ufeff]")
+_MARKUP = re.compile(r"<(script|style)\b.*?(</\1\s*>|$)|<!--.*?(-->|$)|</?[A-Za-z][^<>]*>", re.I | re.S)
 _YEAR = re.compile(r"\b(1[89]\d\d|20\d\d)\b")
 _NUMBER = re.compile(r"\d")
 _DANGLING = frozenset(["it", "its", "this", "that", "these", "those", "they", "their", "them", "he", "she", "his", "her", "such", "both"])
@@ -41,7 +42,7 @@ HISTORY_TURNS = 6
 
 
 def clean_question(question: str, limit: int) -> str:
-    """Strip control characters and collapse whitespace.
+    """Strip control characters and markup (tags, script and style blocks); collapse whitespace.
 
     Raises:
         InputError: the question is empty or longer than `limit` characters.
@@ -50,7 +51,7 @@ def clean_question(question: str, limit: int) -> str:
         raise InputError("the question must be text")
     if len(question) > limit * 4:  # far over the limit: refuse before doing any work on it
         raise InputError(f"the question is too long ({len(question):,} characters; the limit is {limit:,})")
-    text = " ".join(_CONTROL.sub(" ", question).split())
+    text = " ".join(_MARKUP.sub(" ", _CONTROL.sub(" ", question)).split())
     if not text:
         raise InputError("the question is empty: type a question about the ICE partnership programs")
     if len(text) > limit:

@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from . import feedback
 from .answer import Assistant
 from .errors import InputError, PartnerbotError, StoreUnavailableError
-from .phrases import EXAMPLE_QUESTIONS
+from .phrases import CITATION_RE, EXAMPLE_QUESTIONS
 from .settings import Settings
 from .types import Answer
 
@@ -28,7 +28,24 @@ CSS = """
 .pb-card a { text-decoration: underline; }
 .pb-doc { white-space: pre-wrap; max-height: 22rem; overflow: auto; font-size: .85rem; }
 .pb-note { font-size: .9rem; }
+.pb-card.pb-focus { outline: 3px solid #1f5fa8; }
 """
+# Clicking a citation `[n]` selects its answer (Gradio's select event shows that answer's cards);
+# this scrolls to card n once it is shown. Capture phase, so the link never navigates.
+CITE_JS = """<script>
+document.addEventListener('click', function (e) {
+  var a = e.target.closest ? e.target.closest('a.pb-cite') : null;
+  if (!a) return;
+  e.preventDefault();
+  var id = a.getAttribute('href').slice(1), tries = 0;
+  (function go() {
+    var card = document.getElementById(id);
+    if (card) { card.scrollIntoView({block: 'nearest'}); card.classList.add('pb-focus');
+                setTimeout(function () { card.classList.remove('pb-focus'); }, 2000); }
+    else if (tries++ < 30) setTimeout(go, 100);
+  })();
+}, true);
+</script>"""
 
 
 def error_json(question: str, message: str) -> dict[str, Any]:
@@ -135,7 +152,7 @@ def build_blocks(settings: Settings, assistant: Assistant) -> gr.Blocks:
                 record = {"question": answer.question, "history": history, "answer": data,
                           "version": answer.index_version}
             records = [*records, record]
-            words = html.escape(data["answer"]).split(" ")
+            words = _linked(html.escape(data["answer"]), len(records)).split(" ")
             step = max(4, len(words) // 8)
             for i in range(step, len(words), step):  # stream the text in
                 yield [*messages, {"role": "assistant", "content": " ".join(words[:i])}], records, gr.update(), ""
@@ -180,6 +197,11 @@ def build_blocks(settings: Settings, assistant: Assistant) -> gr.Blocks:
     return demo
 
 
+def _linked(text: str, number: int) -> str:
+    """Make each `[n]` of answer `number` a link to its source card (see `CITE_JS`)."""
+    return CITATION_RE.sub(lambda m: f'<a class="pb-cite" href="#src-{number}-{m.group(1)}">[{m.group(1)}]</a>', text)
+
+
 def _answer_number(index: Any) -> int | None:
     """The 1-based answer number of a chatbot message index (user and answer messages alternate)."""
     i = index[0] if isinstance(index, (list, tuple)) else index
@@ -201,7 +223,7 @@ def build_app(settings: Settings, assistant: Assistant | None = None) -> FastAPI
         return JSONResponse(health, status_code=200 if health["ok"] else 503)
 
     return gr.mount_gradio_app(
-        app, demo, path="/", show_error=False, ssr_mode=False, css=CSS, allowed_paths=[],
+        app, demo, path="/", show_error=False, ssr_mode=False, css=CSS, head=CITE_JS, allowed_paths=[],
         blocked_paths=[str(settings.data_dir.resolve()), str(settings.corpus_dir.resolve())], footer_links=["api"],
         mcp_server=False,
     )
