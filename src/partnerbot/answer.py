@@ -143,6 +143,10 @@ class Assistant:
         except IndexNotBuiltError as exc:
             return {"ok": False, "store_reachable": True, "index_version": None, "error": str(exc)}
 
+    def doc_ids(self) -> list[str]:
+        """The document ids of the active version."""
+        return list(self._current().docs)
+
     def document(self, doc_id: str) -> Any:
         """A document of the active version (for the source viewer), or None."""
         return self._current().docs.get(doc_id)
@@ -158,7 +162,6 @@ class Assistant:
         t0 = time.perf_counter()
         q = clean_question(question, self.settings.max_question_chars)
         turns = clean_history(history, self.settings.max_question_chars)
-        timings: dict[str, float] = {}
         try:
             state = self._current()
             t1 = time.perf_counter()

@@ -195,8 +195,7 @@ def evaluate(
             raise PartnerbotError(f"--retriever must be hybrid, dense or bm25, got {retriever!r}")
         settings = _settings(retriever=retriever)
         assistant = Assistant(settings)
-        doc_ids = assistant._current().docs.keys()
-        loaded = load_cases(cases or [DEFAULT_CASES], doc_ids)
+        loaded = load_cases(cases or [DEFAULT_CASES], assistant.doc_ids())
         results = run_cases(assistant, loaded)
         data = report(results, retriever=settings.retriever, index_version=assistant.version)
         previous = None
