@@ -152,12 +152,13 @@ def build_blocks(settings: Settings, assistant: Assistant) -> gr.Blocks:
                 record = {"question": answer.question, "history": history, "answer": data,
                           "version": answer.index_version}
             records = [*records, record]
-            words = _linked(html.escape(data["answer"]), len(records)).split(" ")
+            text = html.escape(data["answer"])
+            words = text.split(" ")
             step = max(4, len(words) // 8)
-            for i in range(step, len(words), step):  # stream the text in
+            for i in range(step, len(words), step):  # stream the plain text in; links come with the last part
                 yield [*messages, {"role": "assistant", "content": " ".join(words[:i])}], records, gr.update(), ""
                 time.sleep(0.02)
-            yield ([*messages, {"role": "assistant", "content": " ".join(words)}], records,
+            yield ([*messages, {"role": "assistant", "content": _linked(text, len(records))}], records,
                    sources_html(assistant, record, len(records)), "")
 
         def select(records: list[dict[str, Any]], evt: gr.SelectData):  # type: ignore[no-untyped-def]
