@@ -212,8 +212,8 @@ class Assistant:
         lexical = np.empty(len(idx), dtype=np.float32)
         for j, i in enumerate(idx):
             sent = state.sentences[i]
-            lex = _coverage(state, query_stems, state.sentence_stems[i])
-            lexical[j] = lex if query != question else _coverage(state, q_stems, state.sentence_stems[i])
+            # The query is the question itself, or it plus the earlier turn that gives a follow-up its topic.
+            lex = lexical[j] = _coverage(state, query_stems, state.sentence_stems[i])
             score = 0.55 * float(cos[j]) + 0.35 * lex + 0.06 * cand[int(i)]
             words = sent.text.split()
             first = words[0].lower().strip("\"'“(") if words else ""

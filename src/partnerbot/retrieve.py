@@ -96,14 +96,14 @@ def find_acronyms(texts: Any) -> dict[str, str]:
         for m in re.finditer(pattern, text):
             words = m.group(1).replace(",", " ").split()
             acr = m.group(2)
-            letters = "".join(c for c in acr if c.isupper())
+            # A digit repeats the letter before it: "C3" is the initials C, C, C.
+            letters = re.sub(r"([A-Z])(\d)", lambda d: d.group(1) * int(d.group(2)), acr)
+            letters = "".join(c for c in letters if c.isupper())
             key = acr[:-1].upper() if acr.endswith("s") and acr[:-1].isupper() else acr.upper()
             for start in range(len(words)):
                 cand = [w for w in words[start:] if w.lower() not in small]
                 initials = "".join(w[0] for w in cand).upper()
-                if initials == letters or (len(letters) >= 3 and initials.startswith(letters)) or (
-                    key == "C3" and initials == "CCC"
-                ):
+                if initials == letters or (len(letters) >= 3 and initials.startswith(letters)):
                     name = words[start:]
                     while name and name[0].lower() in small:
                         name = name[1:]
