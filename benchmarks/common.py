@@ -15,8 +15,9 @@ sys.path.insert(0, str(ROOT / "src"))
 
 
 def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[max(0, min(len(ordered) - 1, round(q * (len(ordered) - 1))))] if ordered else 0.0
+    from partnerbot.evals import percentile
+
+    return percentile(values, q)
 
 
 def p50(values: list[float]) -> float:

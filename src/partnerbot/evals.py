@@ -180,7 +180,8 @@ def run_cases(assistant: Any, cases: Sequence[Case], progress: Any = None) -> li
     return results
 
 
-def _pct(values: list[float], q: float) -> float:
+def percentile(values: list[float], q: float) -> float:
+    """The nearest-rank `q` quantile (0..1) of `values`; 0.0 when empty."""
     if not values:
         return 0.0
     ordered = sorted(values)
@@ -217,7 +218,7 @@ def metrics(results: Sequence[CaseResult]) -> dict[str, float]:
         "citation_validity": share(results, lambda r: r.citations_valid),
         "pass_rate": share(results, lambda r: r.passed),
         "latency_ms_p50": round(statistics.median(lat), 2) if lat else 0.0,
-        "latency_ms_p95": round(_pct(lat, 0.95), 2),
+        "latency_ms_p95": round(percentile(lat, 0.95), 2),
     }
 
 
