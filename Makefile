@@ -8,6 +8,8 @@ export TRANSFORMERS_OFFLINE := 1
 export ANONYMIZED_TELEMETRY := False
 
 .PHONY: run test lint index serve bench eval clean
+AXE_VERSION := 4.14.1
+AXE := .node/.axe-core-$(AXE_VERSION)
 
 $(BIN)/python:
 	@command -v $(PY) >/dev/null || { echo "Python 3.11 is required ($(PY) not found)"; exit 1; }
@@ -29,6 +31,13 @@ $(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 
+# axe-core, pinned, for the accessibility tests (injected into the chat page by tests/test_accessibility.py).
+$(AXE):
+	@command -v npm >/dev/null || { echo "npm is required for the accessibility tests (apt-get install npm)"; exit 1; }
+	npm install --prefix .node --no-save --no-package-lock --no-audit --no-fund --ignore-scripts --save-exact axe-core@$(AXE_VERSION)
+	@grep -q '"version": "$(AXE_VERSION)"' .node/node_modules/axe-core/package.json
+	touch $@
+
 index: $(VENV)/.installed
 	$(BIN)/partnerbot index --no-eval
 
@@ -40,7 +49,7 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/mypy src
 
 # The eval gate runs first so that pytest's summary is the last line of the run.
-test: $(VENV)/.installed-dev /usr/bin/chromium lint
+test: $(VENV)/.installed-dev /usr/bin/chromium $(AXE) lint
 	$(BIN)/partnerbot index --no-eval
 	$(BIN)/partnerbot eval --check
 	$(BIN)/python -m pytest

@@ -8,64 +8,15 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
-from gradio_client import Client
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
-from conftest import ARTIFACTS, ROOT, cli_env, free_port, wait_http
+from conftest import ARTIFACTS, ROOT, Server, cli_env
 from partnerbot.evals import load_cases
 from partnerbot.index import build_index
 from partnerbot.settings import Settings
-
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-
-
-class Server:
-    """A `partnerbot serve` subprocess on a free loopback port."""
-
-    def __init__(self, data_dir: Path, corpus: Path, chroma_url: str = ""):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.data_dir = data_dir
-        env = cli_env(data_dir, corpus, chroma_url) | {"PARTNERBOT_PORT": str(self.port)}
-        self.log = open(data_dir.parent / f"serve-{self.port}.log", "wb")  # noqa: SIM115
-        self.proc = subprocess.Popen([sys.executable, "-m", "partnerbot.cli", "serve"], env=env,
-                                     stdout=self.log, stderr=subprocess.STDOUT)
-        wait_http(f"{self.url}/healthz", 120, self.proc)
-
-    def client(self) -> Client:
-        return Client(self.url + "/", verbose=False)
-
-    def ask(self, question: str, history: list[str] | None = None) -> dict:
-        return self.client().predict(question, history or [], api_name="/ask")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.log.close()
-
-
-@pytest.fixture(scope="module")
-def server(real_index: Path) -> Iterator[Server]:
-    srv = Server(real_index, ROOT / "corpus")
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        yield b
-        b.close()
 
 
 def ask_in_page(page: Page, question: str, answers_before: int) -> None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import html
 import logging
+import re
 import time
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -20,32 +22,18 @@ from .types import Answer
 
 log = logging.getLogger("partnerbot.ui")
 TROUBLE = "Sorry, something went wrong while answering. Please try again."
-CSS = """
-.pb-card { border: 1px solid #8a8a8a; border-radius: 8px; padding: .6rem .8rem; margin: 0 0 .7rem 0; }
-.pb-card h3 { margin: 0 0 .2rem 0; font-size: 1rem; }
-.pb-meta { font-size: .85rem; margin: 0 0 .4rem 0; }
-.pb-card mark { background: #ffe28a; color: #111; padding: 0 .1rem; }
-.pb-card a { text-decoration: underline; }
-.pb-doc { white-space: pre-wrap; max-height: 22rem; overflow: auto; font-size: .85rem; }
-.pb-note { font-size: .9rem; }
-.pb-card.pb-focus { outline: 3px solid #1f5fa8; }
-"""
-# Clicking a citation `[n]` selects its answer (Gradio's select event shows that answer's cards);
-# this scrolls to card n once it is shown. Capture phase, so the link never navigates.
-CITE_JS = """<script>
-document.addEventListener('click', function (e) {
-  var a = e.target.closest ? e.target.closest('a.pb-cite') : null;
-  if (!a) return;
-  e.preventDefault();
-  var id = a.getAttribute('href').slice(1), tries = 0;
-  (function go() {
-    var card = document.getElementById(id);
-    if (card) { card.scrollIntoView({block: 'nearest'}); card.classList.add('pb-focus');
-                setTimeout(function () { card.classList.remove('pb-focus'); }, 2000); }
-    else if (tries++ < 30) setTimeout(go, 100);
-  })();
-}, true);
-</script>"""
+STATIC = Path(__file__).parent / "static"
+CSS = (STATIC / "page.css").read_text(encoding="utf-8")
+HEAD = f"<script>\n{(STATIC / 'page.js').read_text(encoding='utf-8')}</script>"
+# WCAG 2.1 AA asks 4.5:1 for text. Gradio's default orange (#f97316, #ea580c in the dark theme) gives white
+# text 2.8:1 and 3.6:1; orange-700 gives 5.2:1 and orange-800, on hover, 7.3:1. Its placeholders (#bbbbc2 on
+# white, #71717a on #27272a) give 1.9:1 and 3.1:1; these give 4.8:1 and 5.8:1.
+THEME = gr.themes.Default().set(
+    button_primary_background_fill="#c2410c", button_primary_background_fill_dark="#c2410c",
+    button_primary_background_fill_hover="#9a3412", button_primary_background_fill_hover_dark="#9a3412",
+    button_primary_text_color="#ffffff", button_primary_text_color_dark="#ffffff",
+    input_placeholder_color="#6b7280", input_placeholder_color_dark="#a1a1aa",
+)
 
 
 def error_json(question: str, message: str) -> dict[str, Any]:
@@ -135,6 +123,7 @@ def build_blocks(settings: Settings, assistant: Assistant) -> gr.Blocks:
                 comment = gr.Textbox(label="Optional feedback comment (type it, then click a thumb on an answer)",
                                      elem_id="comment", max_length=feedback.MAX_COMMENT, lines=1)
                 status = gr.Markdown(elem_id="feedback-status")
+                announce = gr.HTML("", elem_id="answer-announcement")  # read out by page.js, never shown
             with gr.Column(scale=2, min_width=280):
                 gr.Markdown("## Sources")
                 panel = gr.HTML(sources_html(assistant, None, None), elem_id="sources")
@@ -156,10 +145,11 @@ def build_blocks(settings: Settings, assistant: Assistant) -> gr.Blocks:
             words = text.split(" ")
             step = max(4, len(words) // 8)
             for i in range(step, len(words), step):  # stream the plain text in; links come with the last part
-                yield [*messages, {"role": "assistant", "content": " ".join(words[:i])}], records, gr.update(), ""
+                yield [*messages, {"role": "assistant", "content": " ".join(words[:i])}], records, gr.update(), "", \
+                    gr.update()
                 time.sleep(0.02)
-            yield ([*messages, {"role": "assistant", "content": _linked(text, len(records))}], records,
-                   sources_html(assistant, record, len(records)), "")
+            yield ([*messages, {"role": "assistant", "content": _linked(text, len(records), data["sources"])}], records,
+                   sources_html(assistant, record, len(records)), "", announcement(data, len(records)))
 
         def select(records: list[dict[str, Any]], evt: gr.SelectData):  # type: ignore[no-untyped-def]
             k = _answer_number(evt.index)
@@ -180,14 +170,14 @@ def build_blocks(settings: Settings, assistant: Assistant) -> gr.Blocks:
             return f"Thank you: your feedback on answer {k} was recorded.", ""
 
         def clear():  # type: ignore[no-untyped-def]
-            return [], [], sources_html(assistant, None, None), "", ""
+            return [], [], sources_html(assistant, None, None), "", "", ""
 
         for trigger in (box.submit, send.click):
-            trigger(respond, [box, chat, answers], [chat, answers, panel, box], api_visibility="private")
+            trigger(respond, [box, chat, answers], [chat, answers, panel, box, announce], api_visibility="private")
         chat.select(select, [answers], [panel], api_visibility="private")
         chat.like(like, [answers, comment], [status, comment], api_visibility="private")
-        new.click(clear, None, [chat, answers, panel, box, status], api_visibility="private")
-        chat.clear(clear, None, [chat, answers, panel, box, status], api_visibility="private")
+        new.click(clear, None, [chat, answers, panel, box, status, announce], api_visibility="private")
+        chat.clear(clear, None, [chat, answers, panel, box, status, announce], api_visibility="private")
 
         def ask(question: str, history: list[str] | None = None) -> dict[str, Any]:
             """Answer a question; returns the same JSON as `partnerbot ask --json`."""
@@ -198,9 +188,30 @@ def build_blocks(settings: Settings, assistant: Assistant) -> gr.Blocks:
     return demo
 
 
-def _linked(text: str, number: int) -> str:
-    """Make each `[n]` of answer `number` a link to its source card (see `CITE_JS`)."""
-    return CITATION_RE.sub(lambda m: f'<a class="pb-cite" href="#src-{number}-{m.group(1)}">[{m.group(1)}]</a>', text)
+def _linked(text: str, number: int, sources: list[dict[str, Any]]) -> str:
+    """Make each `[n]` of answer `number` a link to its source card (see `static/page.js`).
+
+    A screen reader reads the link as "source 1: <title>" instead of "left bracket 1 right bracket". The chat's
+    sanitizer drops `aria-label`, so the name travels as `title` (a tooltip) and page.js makes it the label.
+    """
+    titles = {str(s["n"]): s["title"] for s in sources}
+
+    def link(m: re.Match[str]) -> str:
+        n = m.group(1)
+        name = html.escape(f"source {n}: {titles[n]}" if n in titles else f"source {n}", quote=True)
+        return f'<a class="pb-cite" href="#src-{number}-{n}" title="{name}">[{n}]</a>'
+
+    return CITATION_RE.sub(link, text)
+
+
+def announcement(data: dict[str, Any], number: int) -> str:
+    """What a screen reader says once answer `number` is complete (copied to a live region by `static/page.js`)."""
+    text = CITATION_RE.sub(lambda m: f"(source {m.group(1)})", data["answer"])
+    count = len(data["sources"])
+    if count:
+        text += f" {count} source{'s' if count > 1 else ''} listed under Sources."
+    key = f"{number}-{time.time_ns()}"  # a new key each time, so a repeated answer is read out again
+    return f"<p class='pb-announce' data-key='{key}'>{html.escape(f'Answer {number}: {text}')}</p>"
 
 
 def _answer_number(index: Any) -> int | None:
@@ -224,7 +235,7 @@ def build_app(settings: Settings, assistant: Assistant | None = None) -> FastAPI
         return JSONResponse(health, status_code=200 if health["ok"] else 503)
 
     return gr.mount_gradio_app(
-        app, demo, path="/", show_error=False, ssr_mode=False, css=CSS, head=CITE_JS, allowed_paths=[],
+        app, demo, path="/", show_error=False, ssr_mode=False, css=CSS, head=HEAD, theme=THEME, allowed_paths=[],
         blocked_paths=[str(settings.data_dir.resolve()), str(settings.corpus_dir.resolve())], footer_links=["api"],
         mcp_server=False,
     )
