@@ -120,8 +120,18 @@ def document_sentences(doc: Document) -> list[Sentence]:
     for sec in sections(doc):
         for s, e in split_sentences(doc.text, sec.start, sec.end):
             sent = doc.text[s:e]
-            out.append(Sentence(_hash(doc.id, s, sec.heading, sent), doc.id, sec.heading, sent, s, e))
+            # The title is in the id because it is in the embedded text (`sentence_context`).
+            out.append(Sentence(_hash(doc.id, doc.title, s, sec.heading, sent), doc.id, sec.heading, sent, s, e))
     return out
+
+
+def sentence_context(title: str, section: str, text: str) -> str:
+    """What is embedded for a sentence: it, after its document's title and section heading.
+
+    A sentence alone often leaves its subject implicit ("It has issued more than 77,000 lookouts");
+    the title and heading say what it is about.
+    """
+    return f"{title}. {section}: {text}"
 
 
 def document_chunks(doc: Document, split_text: Callable[[str], list[str]]) -> list[Chunk]:

@@ -21,8 +21,10 @@ app.add_typer(corpus_app, name="corpus")
 app.add_typer(feedback_app, name="feedback")
 out = Console()
 err = Console(stderr=True)
-DEFAULT_CASES = Path("evals/cases.yaml")
-DEFAULT_THRESHOLDS = Path("evals/thresholds.toml")
+EVALS = Path("evals")
+TRAIN_CASES = EVALS / "train"
+TEST_CASES = EVALS / "test"
+DEFAULT_THRESHOLDS = EVALS / "thresholds.toml"
 
 
 def _settings(**overrides: Any) -> Settings:
@@ -60,7 +62,7 @@ def index(
     rollback: Annotated[bool, typer.Option(help="Make the previous version active again.")] = False,
     no_eval: Annotated[bool, typer.Option("--no-eval", help="Skip the eval gate (e.g. a first build).")] = False,
     force: Annotated[bool, typer.Option(help="Switch even if the eval gate fails.")] = False,
-    cases: Annotated[Path, typer.Option(help="Cases for the eval gate.")] = DEFAULT_CASES,
+    cases: Annotated[Path, typer.Option(help="Cases (a file or folder) for the eval gate.")] = EVALS,
 ) -> None:
     """Validate the corpus and build a new index version, switching to it when it is complete.
 
@@ -173,8 +175,11 @@ def serve(
 
 @app.command("eval")
 def evaluate(
-    cases: Annotated[list[Path] | None, typer.Option("--cases", help="A cases file (repeatable).")] = None,
+    cases: Annotated[list[Path] | None, typer.Option(
+        "--cases", help="A cases file or folder (repeatable); default: the test split, evals/test/.")] = None,
     retriever: Annotated[str | None, typer.Option(help="hybrid, dense or bm25.")] = None,
+    answerer: Annotated[str | None, typer.Option(
+        help="fitted (default) or heuristic: the hand-set answerer, for a side-by-side comparison.")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the JSON report here.")] = None,
     html_out: Annotated[Path | None, typer.Option("--html", help="Write the HTML report here.")] = None,
     compare: Annotated[Path | None, typer.Option(help="A previous JSON report to compare with.")] = None,
@@ -183,7 +188,8 @@ def evaluate(
 ) -> None:
     """Run evaluation cases through the assistant and report what passed, what failed and why.
 
-    Example: partnerbot eval --retriever bm25 --json bm25.json --compare hybrid.json
+    Example: partnerbot eval --check                (the test split, against evals/thresholds.toml)
+             partnerbot eval --answerer heuristic --json heuristic.json
     """
     from .answer import Assistant
     from .evals import check_thresholds, load_cases, load_thresholds, report, run_cases
@@ -193,11 +199,14 @@ def evaluate(
     try:
         if retriever not in (None, "hybrid", "dense", "bm25"):
             raise PartnerbotError(f"--retriever must be hybrid, dense or bm25, got {retriever!r}")
-        settings = _settings(retriever=retriever)
+        if answerer not in (None, "fitted", "heuristic"):
+            raise PartnerbotError(f"--answerer must be fitted or heuristic, got {answerer!r}")
+        settings = _settings(retriever=retriever, answerer=answerer)
         assistant = Assistant(settings)
-        loaded = load_cases(cases or [DEFAULT_CASES], assistant.doc_ids())
+        loaded = load_cases(cases or [TEST_CASES], assistant.doc_ids())
         results = run_cases(assistant, loaded)
-        data = report(results, retriever=settings.retriever, index_version=assistant.version)
+        data = report(results, retriever=settings.retriever, answerer=settings.answerer,
+                      index_version=assistant.version)
         previous = None
         if compare:
             try:
@@ -214,6 +223,8 @@ def evaluate(
             html_out.write_text(render_html(data), encoding="utf-8")
         if check:
             failed = check_thresholds(data["metrics"], load_thresholds(thresholds))
+            if data["metrics"]["unavailable"]:
+                failed.append(f"{data['metrics']['unavailable']} case(s) met an unavailable store")
             if failed:
                 for line in failed:
                     err.print(f"[red]below threshold:[/red] {line}", highlight=False)
@@ -221,6 +232,36 @@ def evaluate(
             out.print(f"all thresholds in {thresholds} hold")
     except PartnerbotError as exc:
         _fail(exc)
+
+
+@app.command()
+def tune(
+    cases: Annotated[Path, typer.Option(help="The train split (never the test split).")] = TRAIN_CASES,
+    seed: Annotated[int, typer.Option(help="Seeds the folds and the model.")] = 13,
+    folds: Annotated[int, typer.Option(min=2, max=20, help="k of the k-fold cross-validation.")] = 5,
+    target_wrong: Annotated[float, typer.Option(
+        min=0.0, max=0.5, help="Cross-validated wrong-answer rate to calibrate refusal for.")] = 0.02,
+    output: Annotated[Path | None, typer.Option(
+        "--out", help="Where to write the selector (default: the installed one).")] = None,
+) -> None:
+    """Fit the answer selector and calibrate refusal on the train split; print cross-validated figures.
+
+    Then run `partnerbot index` so the index records the new selector.
+
+    Example: partnerbot tune --seed 13
+    """
+    from .tune import tune as fit
+
+    try:
+        if cases.resolve().is_relative_to(TEST_CASES.resolve()):
+            raise PartnerbotError(f"{cases}: the test split is only ever measured; tune on {TRAIN_CASES}")
+        result = fit(_settings(), cases, seed=seed, folds=folds, target_wrong=target_wrong, out=output)
+    except PartnerbotError as exc:
+        _fail(exc)
+    out.print(f"selector {result.selector_id} written to {result.path}\n"
+              f"fitted on {result.cases} cases ({result.rows} candidate sentences), C={result.c}\n"
+              f"{folds}-fold cross-validated: " + ", ".join(f"{k} {v}" for k, v in result.figures.items())
+              + "\nnow run `partnerbot index` to record it", highlight=False)
 
 
 @feedback_app.command("export")

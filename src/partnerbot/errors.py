@@ -54,3 +54,7 @@ class InputError(PartnerbotError):
 
 class EvalError(PartnerbotError):
     """An evaluation cases file is invalid; names the file and the case."""
+
+
+class SelectorError(PartnerbotError):
+    """The fitted answer selector is missing, altered or does not fit this version of partnerbot."""

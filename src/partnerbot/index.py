@@ -14,55 +14,25 @@ import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from . import store
 from .corpus import load_corpus
-from .errors import IndexMismatchError, IndexNotBuiltError, PartnerbotError
+from .errors import IndexNotBuiltError, PartnerbotError, SelectorError
 from .settings import Settings
 from .types import Chunk, Document, IndexStatus, IndexSummary, Sentence
+from .version import build_bm25, build_meta, check_meta, open_collections
 
 BATCH = 1000
+# A wide search and a single-threaded build keep HNSW's nearest neighbours exact and repeatable at this
+# corpus's scale, so a rebuilt version retrieves what its predecessor did (the fitted selector relies on it).
+HNSW = {"hnsw:space": "cosine", "hnsw:construction_ef": 200, "hnsw:search_ef": 200, "hnsw:M": 32,
+        "hnsw:num_threads": 1}
 EMBED_BATCH = 256
 Progress = Callable[[str, int, int], None]  # (stage, advance, total)
 Gate = Callable[[str], tuple[bool, str]]  # version -> (may switch, message)
-
-
-def build_meta(settings: Settings) -> dict[str, Any]:
-    """What a version records about the settings that built it."""
-    return {
-        "pb_model": settings.model_name,
-        "pb_chunk_size": settings.chunk_size,
-        "pb_chunk_overlap": settings.chunk_overlap,
-    }
-
-
-def check_meta(meta: dict[str, Any], settings: Settings, version: str) -> None:
-    """Raise `IndexMismatchError` unless `meta` was built with the current settings."""
-    want = build_meta(settings)
-    diffs = [f"{k[3:]}={meta.get(k)!r} (now {v!r})" for k, v in want.items() if meta.get(k) != v]
-    if diffs:
-        raise IndexMismatchError(
-            f"index version {version} was built with other settings: {', '.join(diffs)}; "
-            "run `partnerbot index --rebuild`"
-        )
-
-
-def open_collections(client: Any, version: str) -> dict[str, Any]:
-    """The three collections of a version.
-
-    Raises:
-        IndexNotBuiltError: a collection is missing.
-    """
-    try:
-        return {kind: client.get_collection(store.collection_name(version, kind)) for kind in store.KINDS}
-    except Exception as exc:
-        if store.is_connection_error(exc):
-            raise store.StoreUnavailableError("the vector store is unreachable") from exc
-        raise IndexNotBuiltError(f"index version {version} is incomplete or deleted; {store.RECOVER}") from exc
 
 
 def _chunk_node(doc: Document, chunk: Chunk, embedding: Sequence[float] | None) -> Any:
@@ -131,27 +101,6 @@ def _new_version(docs: list[Document], settings: Settings) -> str:
     return dt.datetime.now(dt.UTC).strftime("v%Y%m%dT%H%M%S%f") + "-" + digest.hexdigest()[:6]
 
 
-def bm25_dir(settings: Settings, version: str) -> Path:
-    return settings.data_dir / "bm25" / version
-
-
-def build_bm25(settings: Settings, version: str, nodes: list[Any]) -> Any:
-    """Build llama-index's BM25 retriever over `nodes` and persist it with the version."""
-    import Stemmer
-    from llama_index.retrievers.bm25 import BM25Retriever
-
-    retriever = BM25Retriever.from_defaults(
-        nodes=nodes, similarity_top_k=min(50, len(nodes)), stemmer=Stemmer.Stemmer("english"), language="english"
-    )
-    target = bm25_dir(settings, version)
-    tmp = target.with_name(target.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    retriever.persist(str(tmp))
-    shutil.rmtree(target, ignore_errors=True)
-    tmp.rename(target)
-    return retriever
-
-
 def build_index(
     settings: Settings,
     *,
@@ -183,7 +132,9 @@ def build_index(
         plan, cols = _plan(client, settings, docs, rebuild)
         if not dry_run:
             _cleanup(client, settings, plan.active)
-        nothing = not (plan.added or plan.changed or plan.removed)
+        selector_id, selector_note = _selector_id(settings)
+        recorded = (cols["chunks"].metadata or {}).get("pb_selector") if cols else None
+        nothing = not (plan.added or plan.changed or plan.removed) and recorded == selector_id
         if nothing and plan.active is not None and not rebuild:
             return IndexSummary(plan.active.version, (), (), (), plan.unchanged, 0, _count(cols, "chunks"),
                                 time.perf_counter() - started, dry_run, switched=False, note="index is up to date")
@@ -202,7 +153,7 @@ def build_index(
         version = _new_version(docs, settings)
         nodes = [_chunk_node(d, c, old_chunks.get(c.id)) for d, c in chunks]
         _write_version(client, settings, version, docs, nodes, sents, old_sents, progress,
-                       len(todo_chunks) + len(todo_sents))
+                       len(todo_chunks) + len(todo_sents), selector_id)
         build_bm25(settings, version, nodes)
         if gate is not None:
             ok, message = gate(version)
@@ -213,7 +164,17 @@ def build_index(
         store.write_pointer(client, store.Pointer(version, plan.active.version if plan.active else None, now))
         _cleanup(client, settings, store.read_pointer(client))
         return IndexSummary(version, plan.added, plan.changed, plan.removed, plan.unchanged, len(todo_chunks),
-                            len(chunks), time.perf_counter() - started)
+                            len(chunks), time.perf_counter() - started, note=selector_note)
+
+
+def _selector_id(settings: Settings) -> tuple[str, str]:
+    """The installed selector's id to record with a version, or "" and a note saying what to run."""
+    from .selector import read_selector
+
+    try:
+        return read_selector(settings.selector_path).id, ""
+    except SelectorError as exc:
+        return "", f"no usable answer selector, so questions cannot be answered yet: {exc}; then run `partnerbot index`"
 
 
 def _splitter(settings: Settings) -> Callable[[str], list[str]]:
@@ -235,7 +196,8 @@ def _doc_sentences(doc: Document) -> list[Sentence]:
 
 
 def _write_version(client: Any, settings: Settings, version: str, docs: list[Document], nodes: list[Any],
-                   sents: list[Sentence], sent_vecs: dict[str, Any], progress: Progress | None, todo: int) -> None:
+                   sents: list[Sentence], sent_vecs: dict[str, Any], progress: Progress | None, todo: int,
+                   selector_id: str) -> None:
     """Create the version's collections and fill them batch by batch, embedding what is missing.
 
     The collections are visible while they fill; they become the index only when the pointer
@@ -244,11 +206,13 @@ def _write_version(client: Any, settings: Settings, version: str, docs: list[Doc
     from llama_index.core.schema import MetadataMode
     from llama_index.vector_stores.chroma import ChromaVectorStore
 
+    from .chunk import sentence_context
     from .embed import embed_texts
 
     report = (lambda k: progress("embedding", k, todo)) if progress else None
-    meta = build_meta(settings) | {"pb_built_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-                                      "pb_version": version, "hnsw:space": "cosine"}
+    titles = {d.id: d.title for d in docs}
+    meta = build_meta(settings, selector_id) | {"pb_built_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                                      "pb_version": version, **HNSW}
     cols = {kind: client.create_collection(store.collection_name(version, kind), metadata=meta, embedding_function=None)
             for kind in store.KINDS}
     vector_store = ChromaVectorStore(chroma_collection=cols["chunks"])
@@ -264,7 +228,8 @@ def _write_version(client: Any, settings: Settings, version: str, docs: list[Doc
         part = sents[i : i + EMBED_BATCH]
         missing = [s for s in part if s.id not in sent_vecs]
         if missing:
-            for sent, vec in zip(missing, embed_texts(settings, [s.text for s in missing], report), strict=True):
+            texts = [sentence_context(titles[s.doc_id], s.section, s.text) for s in missing]
+            for sent, vec in zip(missing, embed_texts(settings, texts, report), strict=True):
                 sent_vecs[sent.id] = vec
         cols["sents"].add(
             ids=[s.id for s in part],

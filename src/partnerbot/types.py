@@ -85,6 +85,7 @@ class Answer:
     index_version: str = ""
     unavailable: bool = False
     evidence: dict[str, float] = field(default_factory=dict)
+    language: str = "en"
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape shared by `ask --json` and the `/ask` endpoint."""
@@ -92,6 +93,8 @@ class Answer:
             "question": self.question,
             "answer": self.text,
             "refused": self.refused,
+            "unavailable": self.unavailable,
+            "language": self.language,
             "sources": [s.to_dict() for s in self.sources],
             "timings_ms": dict(self.timings_ms),
         }

@@ -1,0 +1,93 @@
+"""Questions not in English: tell the language with lingua's offline models and reply in it.
+
+partnerbot's sources are in English and it answers in English. A question in another language
+gets, in that language, a short message saying so and an example question, never a silent
+English refusal. A question counts as English when most of its words are English or corpus words:
+lingua alone is unreliable on a handful of words ("wat is 287g" reads as Afrikaans).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Container
+from dataclasses import dataclass
+
+from .normalize import english_words
+
+# Words of two letters or more; in scripts written without spaces, each character is a word.
+_WORD = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff]|[^\W\d_\u3040-\u30ff\u3400-\u9fff]{2,}")
+# lingua's confidence in the top language, and its lead over English, before a reply leaves English.
+MIN_CONFIDENCE = 0.25
+MIN_LEAD = 0.15
+# At or above this share of English or corpus words, a question is English whatever lingua says.
+ENGLISH_SHARE = 0.75
+# Words at least this common in English count as English words.
+ENGLISH_RANK = 20_000
+
+
+@dataclass(frozen=True)
+class Reply:
+    """The message for one language: its ISO 639-1 code and text."""
+
+    code: str
+    text: str
+
+
+# Each message: partnerbot answers in English from English sources, with one example question.
+REPLIES = {
+    "SPANISH": Reply("es", "Solo puedo responder en inglés, a partir de fuentes en inglés sobre los programas de "
+                           "colaboración de ICE. Por ejemplo, pregunte: \"What is the 287(g) program?\""),
+    "FRENCH": Reply("fr", "Je ne peux répondre qu'en anglais, à partir de sources en anglais sur les programmes de "
+                          "partenariat de l'ICE. Par exemple, demandez : \"What is the 287(g) program?\""),
+    "PORTUGUESE": Reply("pt", "Só posso responder em inglês, com base em fontes em inglês sobre os programas de "
+                              "parceria do ICE. Por exemplo, pergunte: \"What is the 287(g) program?\""),
+    "GERMAN": Reply("de", "Ich kann nur auf Englisch antworten, anhand englischer Quellen zu den "
+                          "Partnerschaftsprogrammen von ICE. Fragen Sie zum Beispiel: \"What is the 287(g) program?\""),
+    "ITALIAN": Reply("it", "Posso rispondere solo in inglese, sulla base di fonti in inglese sui programmi di "
+                           "partenariato dell'ICE. Ad esempio, chieda: \"What is the 287(g) program?\""),
+    "CHINESE": Reply("zh", "我只能用英语回答，依据的是关于 ICE 合作项目的英文资料。例如，您可以问：\"What is the 287(g) program?\""),
+    "VIETNAMESE": Reply("vi", "Tôi chỉ có thể trả lời bằng tiếng Anh, dựa trên các nguồn tiếng Anh về các chương trình "
+                              "hợp tác của ICE. Ví dụ, hãy hỏi: \"What is the 287(g) program?\""),
+    "KOREAN": Reply("ko", "저는 ICE 협력 프로그램에 관한 영어 자료를 바탕으로 영어로만 답변할 수 있습니다. "
+                          "예를 들어 이렇게 질문해 보세요: \"What is the 287(g) program?\""),
+    "ARABIC": Reply("ar", "لا يمكنني الإجابة إلا باللغة الإنجليزية، استنادًا إلى مصادر إنجليزية عن برامج الشراكة "
+                          "في وكالة ICE. على سبيل المثال، اسأل: \"What is the 287(g) program?\""),
+    "RUSSIAN": Reply("ru", "Я могу отвечать только на английском языке, по английским источникам о программах "
+                           "партнёрства ICE. Например, спросите: \"What is the 287(g) program?\""),
+    "TAGALOG": Reply("tl", "Sa Ingles lamang ako makakasagot, batay sa mga sanggunian sa Ingles tungkol sa mga "
+                           "programa ng pakikipagtulungan ng ICE. Halimbawa, itanong: \"What is the 287(g) program?\""),
+    "JAPANESE": Reply("ja", "ICE の連携プログラムに関する英語の資料に基づき、英語でのみお答えできます。"
+                            "例えば次のように質問してください: \"What is the 287(g) program?\""),
+}
+
+
+@functools.lru_cache(maxsize=1)
+def _detector():  # type: ignore[no-untyped-def]
+    from lingua import Language, LanguageDetectorBuilder
+
+    languages = [Language.ENGLISH, *(getattr(Language, name) for name in REPLIES)]
+    return LanguageDetectorBuilder.from_languages(*languages).with_preloaded_language_models().build()
+
+
+def english_share(text: str, vocabulary: Container[str] = ()) -> float:
+    """The share of the words in `text` that are common English words or corpus words; 1.0 with no words."""
+    words = [w.lower() for w in _WORD.findall(text)]
+    if not words:
+        return 1.0
+    ranks = english_words()
+    known = sum(1 for w in words if ranks.get(w, ENGLISH_RANK) < ENGLISH_RANK or w in vocabulary)
+    return known / len(words)
+
+
+def foreign_reply(text: str, vocabulary: Container[str] = ()) -> Reply | None:
+    """The reply for a question in another language, or None when it is English (or unclear)."""
+    if english_share(text, vocabulary) >= ENGLISH_SHARE:
+        return None
+    values = _detector().compute_language_confidence_values(text)
+    if not values or values[0].language.name == "ENGLISH":
+        return None
+    english = next((v.value for v in values if v.language.name == "ENGLISH"), 0.0)
+    if values[0].value < MIN_CONFIDENCE or values[0].value - english < MIN_LEAD:
+        return None
+    return REPLIES.get(values[0].language.name)
