@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .text import content_stems, tokens
+from .text import STOPWORDS, content_stems, stem, tokens
 from .types import Hit
 from .version import Version
 
@@ -40,6 +40,9 @@ _DANGLING = frozenset(["it", "its", "this", "that", "these", "those", "they", "t
                        "her", "such", "both"])
 _COMPLETE = re.compile(r"[.!?][\"'”’)]*\s*$")
 _WINDOW = 4  # words either side of a figure that count as describing it
+# What a counting question counts: the words after "how many", "number of", "what share of" ...
+_COUNTED = re.compile(r"\b(?:how many|how much|number of|(?:what|which) (?:share|percent|percentage|portion) of)\s+"
+                      r"((?:[A-Za-z'-]+\s*){1,3})", re.I)
 
 FEATURES = (
     "dense", "dense_gap", "lexical", "lexical_gap", "lexical_context", "rarest_match", "focus_coverage",
@@ -47,6 +50,7 @@ FEATURES = (
     "fragment", "has_url", "dangling", "asks_number_has_figure", "asks_number_no_figure", "figure_term_match",
     "asks_date_has_date", "asks_date_no_date", "asks_place_has_place", "asks_person_has_person",
     "asks_definition_is_definition", "year_match", "year_conflict", "asks_now", "first_person",
+    "counted_near_figure",
 )
 
 
@@ -84,21 +88,38 @@ def _coverage(state: Version, stems: Sequence[str], found: frozenset[str] | set[
     return sum(state.idf[s] for s in known if s in found) / total if total else 0.0
 
 
+def _near_figures(text: str) -> set[str]:
+    """Stems within a few words of a figure (a count, amount or share; not a year) in `text`."""
+    words = tokens(text)
+    near: set[str] = set()
+    for i, w in enumerate(words):
+        if (w[0].isdigit() and not _YEAR.fullmatch(w)) or w == "percent":
+            near.update(stem(x) for x in words[max(0, i - _WINDOW) : i + _WINDOW + 1])
+    return near
+
+
 def _figure_term_match(text: str, stems: Sequence[str]) -> float:
     """The share of the question's words that stand within a few words of a figure in the sentence.
 
     "How many removals" should meet the figure that "removals" describes, not a neighbouring one.
     """
-    words = tokens(text)
-    if not stems or not words:
+    if not stems:
         return 0.0
-    from .text import stem
-
-    near: set[str] = set()
-    for i, w in enumerate(words):
-        if w[0].isdigit() or w == "percent":
-            near.update(stem(x) for x in words[max(0, i - _WINDOW) : i + _WINDOW + 1])
+    near = _near_figures(text)
     return sum(1 for s in stems if s in near) / len(stems)
+
+
+def counted_stems(question: str) -> list[str]:
+    """What a counting question counts ("how many removals did ..." -> ["remov"]); empty otherwise."""
+    m = _COUNTED.search(question)
+    if not m:
+        return []
+    words: list[str] = []
+    for w in tokens(m.group(1)):
+        if w in STOPWORDS:  # the counted phrase ends at its verb or preposition
+            break
+        words.append(stem(w))
+    return words[:2]
 
 
 def featurize(state: Version, query: Query, hits: Sequence[Hit]) -> Candidates:
@@ -125,6 +146,7 @@ def featurize(state: Version, query: Query, hits: Sequence[Hit]) -> Candidates:
         "person": bool(_ASKS_PERSON.search(query.question)),
         "definition": bool(_ASKS_DEFINITION.search(query.question)),
     }
+    counted = counted_stems(query.question)
     unknown = sum(1 for s in q_stems if s not in state.idf) / len(q_stems) if q_stems else 0.0
     asks_now = float(bool(_ASKS_NOW.search(query.question)))
     first_person = float(bool(_FIRST_PERSON.search(query.question)))
@@ -189,6 +211,9 @@ def featurize(state: Version, query: Query, hits: Sequence[Hit]) -> Candidates:
             # Question-level: it asks about the present, or about the asker's own situation.
             "asks_now": asks_now,
             "first_person": first_person,
+            # A counting question's counted thing stands next to a figure in the sentence ("removals" by
+            # "185,884"), not merely somewhere in it beside a neighbouring figure.
+            "counted_near_figure": float(bool(counted) and any(s in _near_figures(text) for s in counted)),
         }
         rows.append([values[name] for name in FEATURES])
     return Candidates(tuple(int(i) for i in idx), np.asarray(rows, dtype=np.float32))
