@@ -12,13 +12,14 @@ from typer.testing import CliRunner
 from conftest import ROOT
 from partnerbot.cli import app
 from partnerbot.errors import EvalError
-from partnerbot.evals import load_cases
+from partnerbot.evals import Case, check_case, fact_found, load_cases, locate_evidence, metrics
 from partnerbot.index import build_index
 from partnerbot.settings import Settings
+from partnerbot.types import Answer, Source
 
 CASES = """
 - id: alpha-number
-  question: What is the secret number of the Alpha Program?
+  question: How many spare lighthouse lamps does the Alpha Program keep?
   sources: [alpha]
   facts: ["4817"]
 - id: wrong-source
@@ -26,11 +27,11 @@ CASES = """
   sources: [gamma]
   facts: ["2011"]
 - id: missing-fact
-  question: Who heads the Gamma Office?
+  question: Who is the director of the Gamma Office?
   sources: [gamma]
   facts: ["Rosalind Quill", ["nonexistent words", "also absent"]]
 - id: must-refuse
-  question: Who heads the Gamma Office?
+  question: How many telescopes has the Gamma Office lent?
   refuse: true
 - id: refused-wrongly
   question: Give me a recipe for pancakes
@@ -76,14 +77,14 @@ def test_json_report_schema(tiny_index: Path, tmp_path: Path) -> None:
     out = tmp_path / "report.json"
     run("--cases", str(tiny_index), "--json", str(out))
     data = json.loads(out.read_text())
-    assert set(data["metrics"]) >= {"hit@1", "hit@3", "hit@5", "mrr", "citation_hit", "fact_recall",
+    assert set(data["metrics"]) >= {"evidence_hit@1", "answer_precision", "wrong_answer_rate", "unavailable", "hit@1", "hit@3", "hit@5", "mrr", "citation_hit", "fact_recall",
                                     "refusal_accuracy", "false_refusal_rate", "citation_validity", "pass_rate",
                                     "latency_ms_p50", "latency_ms_p95"}
     assert data["metrics"]["pass_rate"] == round(2 / 6, 4)
     assert data["metrics"]["refusal_accuracy"] == 0.0 and data["metrics"]["citation_validity"] == 1.0
     for case in data["cases"]:
-        assert set(case) == {"id", "passed", "reasons", "question", "answer", "refused", "sources",
-                             "retrieved_doc_ids", "latency_ms"}
+        assert set(case) == {"id", "passed", "status", "reasons", "question", "answer", "refused", "sources",
+                             "gold", "retrieved_doc_ids", "latency_ms"}
 
 
 def test_html_report_opens_in_chromium_with_failure_filter(tiny_index: Path, tmp_path: Path) -> None:
@@ -148,7 +149,7 @@ def test_invalid_cases_name_file_and_case(tmp_path: Path, text: str, message: st
 
 def test_reindex_gate_refuses_a_breaking_edit(tiny_index: Path, tiny_corpus: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     good = tiny_index.parent / "gate.yaml"
-    good.write_text("- id: alpha-number\n  question: What is the secret number of the Alpha Program?\n"
+    good.write_text("- id: alpha-number\n  question: How many spare lighthouse lamps does the Alpha Program keep?\n"
                     "  sources: [alpha]\n  facts: ['4817']\n")
     monkeypatch.setenv("PARTNERBOT_EVAL_GATE", "true")
     alpha = tiny_corpus / "alpha.md"
@@ -157,21 +158,93 @@ def test_reindex_gate_refuses_a_breaking_edit(tiny_index: Path, tiny_corpus: Pat
     assert result.exit_code == 3, result.output
     text = " ".join(result.output.split())
     assert "eval gate kept the active version" in text and "alpha-number" in text
-    status = CliRunner().invoke(app, ["ask", "What is the secret number of the Alpha Program?"])
+    status = CliRunner().invoke(app, ["ask", "How many spare lighthouse lamps does the Alpha Program keep?"])
     assert "4817" in status.output
     forced = CliRunner().invoke(app, ["index", "--cases", str(good), "--force"])
     assert forced.exit_code == 0 and "active version" in forced.output
-    assert "5926" in CliRunner().invoke(app, ["ask", "What is the secret number of the Alpha Program?"]).output
+    assert "5926" in CliRunner().invoke(app, ["ask", "How many spare lighthouse lamps does the Alpha Program keep?"]).output
 
 
-def test_project_cases_file_is_valid() -> None:
+def test_project_cases_are_valid_and_split() -> None:
     from partnerbot.corpus import load_corpus
 
-    cases = load_cases([ROOT / "evals" / "cases.yaml"], {d.id for d in load_corpus(ROOT / "corpus")})
-    assert len(cases) >= 100
-    assert sum(c.refuse for c in cases) >= 20
-    assert sum(bool(c.history) for c in cases) >= 10
-    for doc in ("287g", "best", "ero", "hsi", "ipr-center", "hero-corps", "cyber-crimes-center",
-                "criminal-alien-program", "human-rights-violators-war-crimes-center",
-                "office-of-partnership-and-engagement", "press-release-2020-07-30"):
-        assert sum(doc in c.sources for c in cases) >= 6, doc
+    docs = {d.id: d.text for d in load_corpus(ROOT / "corpus")}
+    train = load_cases([ROOT / "evals" / "train"], docs)
+    test = load_cases([ROOT / "evals" / "test"], docs)
+    cases = load_cases([ROOT / "evals" / "train", ROOT / "evals" / "test"], docs)  # no duplicates across splits
+    assert len(cases) == len(train) + len(test) >= 350
+    assert sum(c.refuse for c in cases) >= 60 and sum(bool(c.history) for c in cases) >= 40
+    assert all(c.evidence for c in cases if c.in_scope)
+    locate_evidence(cases, docs)  # each quote occurs exactly once
+    assert sum(c.refuse for c in test) >= 30 and len(test) >= 150
+    for doc in docs:
+        assert sum(doc in c.sources for c in test) >= 6, doc
+
+
+def test_fact_matching_respects_word_and_number_boundaries() -> None:
+    assert not fact_found("25", "ICE spoke of partners in 2025")
+    assert fact_found("25", "ICE spoke of 25 partner agencies")
+    assert not fact_found("25", "in 2025") and not fact_found("25", "1,250 cases") and not fact_found("25", "2.5%")
+    assert fact_found("185,884", "ERO carried out 185,884 removals.") and not fact_found("5,884", "185,884")
+    assert fact_found("July 30, 2020", "on July 30, 2020, ICE") and fact_found("hsi", "HSI leads it")
+    assert not fact_found("HSI", "HSIs")
+
+
+def test_evidence_must_occur_exactly_once(tmp_path: Path) -> None:
+    docs = {"alpha": "The secret number is 4817. The number is 4817 again.", "beta": "Nothing here."}
+    path = tmp_path / "cases.yaml"
+    path.write_text("- id: once\n  question: q\n  evidence: ['secret number is 4817']\n"
+                    "- id: twice\n  question: r\n  evidence: ['is 4817']\n")
+    cases = load_cases([path])
+    assert locate_evidence(cases[:1], docs)["secret number is 4817"].doc_id == "alpha"
+    with pytest.raises(EvalError, match=r"cases.yaml: case 'twice': evidence 'is 4817' occurs 2 times .*alpha"):
+        locate_evidence(cases, docs)
+    path.write_text("- id: none\n  question: q\n  evidence: ['not in the corpus']\n")
+    with pytest.raises(EvalError, match="occurs 0 times in the corpus \\(nowhere\\)"):
+        locate_evidence(load_cases([path]), docs)
+
+
+def test_duplicate_cases_are_an_error(tmp_path: Path) -> None:
+    a, b = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    a.write_text("- id: one\n  question: When were they created?\n  history: [Tell me about BEST]\n")
+    b.write_text("- id: two\n  question: when were they created\n  history: ['tell me about BEST.']\n")
+    with pytest.raises(EvalError, match=r"b.yaml: case 'two': duplicate case: the same question and history as 'one'"):
+        load_cases([a, b])
+    b.write_text("- id: two\n  question: when were they created\n")  # another history: another case
+    assert len(load_cases([a, b])) == 2
+
+
+def _answer(question: str, quotes: list[tuple[str, int, int]], refused: bool = False, unavailable: bool = False) -> Answer:
+    sources = tuple(Source(n, "alpha", "Alpha", "https://example.gov/alpha", "2020-01-15", "History", q, s, e, 0.9)
+                    for n, (q, s, e) in enumerate(quotes, 1))
+    text = " ".join(f"{q} [{n}]" for n, (q, _, _) in enumerate(quotes, 1)) or "refused"
+    return Answer(question, text, sources, refused, {"total": 1.0}, unavailable=unavailable)
+
+
+def test_gold_metrics_input_errors_and_outages() -> None:
+    text = "Founded in 1987. The secret number is 4817. It has 42 partners."
+    docs = {"alpha": text}
+    gold = Case("gold", "What is the secret number?", evidence=("secret number is 4817",), sources=("alpha",),
+                facts=(("4817",),))
+    spans = locate_evidence([gold], docs)
+    first, second, third = (text[0:16], 0, 16), (text[17:43], 17, 43), (text[44:], 44, len(text))
+    right = check_case(gold, _answer(gold.question, [second, first]), docs, spans)
+    padded = check_case(gold, _answer(gold.question, [first, second]), docs, spans)
+    wrong = check_case(gold, _answer(gold.question, [third]), docs, spans)
+    assert right.passed and right.gold == [True, False]
+    assert padded.passed and padded.gold == [False, True]
+    assert not wrong.passed and "no answer sentence holds the gold evidence" in wrong.reasons
+    refuse = Case("refuse", "Who leads it today?", refuse=True)
+    answered_refuse = check_case(refuse, _answer(refuse.question, [first]), docs, spans)
+    too_long = Case("long", "x" * 5000, input_error=True)
+    as_error = check_case(too_long, _answer(too_long.question, [], refused=True), docs, spans, status="input_error")
+    outage = check_case(gold, _answer(gold.question, [], refused=True, unavailable=True), docs, spans,
+                        status="unavailable")
+    m = metrics([right, padded, wrong, answered_refuse, as_error, outage])
+    assert as_error.passed and as_error.status == "input_error"
+    assert m["unavailable"] == 1 and m["cases"] == 6
+    assert m["evidence_hit@1"] == round(1 / 3, 4)  # only `right` starts with the gold sentence
+    assert m["answer_precision"] == round(2 / 5, 4)
+    assert m["wrong_answer_rate"] == round(2 / 4, 4)  # `wrong` and the answered refuse case
+    assert m["false_refusal_rate"] == 0.0  # neither the input error nor the outage is a refusal
+    assert m["pass_rate"] == round(3 / 5, 4)  # the outage is not judged

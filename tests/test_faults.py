@@ -21,7 +21,7 @@ from partnerbot.phrases import CITATION_RE
 from partnerbot.settings import Settings
 from test_ui import Server
 
-SECRET = "What is the secret number of the Alpha Program?"
+SECRET = "How many spare lighthouse lamps does the Alpha Program keep?"
 
 
 def test_two_servers_one_chroma_pick_up_a_reindex(tmp_path: Path, tiny_corpus: Path, chroma_server: ChromaServer,

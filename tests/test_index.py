@@ -21,7 +21,7 @@ from partnerbot.errors import CorpusErrors, IndexLockedError, IndexMismatchError
 from partnerbot.index import build_index, open_collections, rollback, status
 from partnerbot.settings import Settings
 
-SECRET = "What is the secret number of the Alpha Program?"
+SECRET = "How many spare lighthouse lamps does the Alpha Program keep?"
 
 
 def settings_for(tmp_path: Path, corpus: Path, url: str = "", **kw: object) -> Settings:
@@ -45,7 +45,7 @@ def test_no_change_reindex_embeds_nothing(tmp_path: Path, tiny_corpus: Path, sto
     second = build_index(s)
     assert second.chunks_embedded == 0 and not second.switched
     assert second.version == first.version
-    assert "4817" in ask(s, "What is the secret number of the Alpha Program?")
+    assert "4817" in ask(s, "How many spare lighthouse lamps does the Alpha Program keep?")
 
 
 def test_edit_reembeds_only_that_document(tmp_path: Path, tiny_corpus: Path, store_url: str, model: object) -> None:
@@ -83,7 +83,7 @@ def test_broken_file_fails_and_active_index_still_answers(
     with pytest.raises(CorpusErrors, match=r"delta\.md:1: field 'url'"):
         build_index(s)
     assert store.read_pointer(store.connect(s)).version == version
-    assert "4817" in ask(s, "What is the secret number of the Alpha Program?")
+    assert "4817" in ask(s, "How many spare lighthouse lamps does the Alpha Program keep?")
 
 
 def test_rollback_restores_previous_version(tmp_path: Path, tiny_corpus: Path, store_url: str, model: object) -> None:
@@ -92,10 +92,10 @@ def test_rollback_restores_previous_version(tmp_path: Path, tiny_corpus: Path, s
     alpha = tiny_corpus / "alpha.md"
     alpha.write_text(alpha.read_text().replace("4817", "5926"))
     v2 = build_index(s).version
-    assert "5926" in ask(s, "What is the secret number of the Alpha Program?")
+    assert "5926" in ask(s, "How many spare lighthouse lamps does the Alpha Program keep?")
     pointer = rollback(s)
     assert (pointer.version, pointer.previous) == (v1, v2)
-    assert "4817" in ask(s, "What is the secret number of the Alpha Program?")
+    assert "4817" in ask(s, "How many spare lighthouse lamps does the Alpha Program keep?")
 
 
 def test_other_settings_give_mismatch_error(tmp_path: Path, tiny_corpus: Path, model: object) -> None:
@@ -185,7 +185,7 @@ def test_kill_9_mid_build_leaves_active_index_intact(
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(30)
     assert store.read_pointer(client).version == active
-    assert "4817" in ask(s, "What is the secret number of the Alpha Program?")
+    assert "4817" in ask(s, "How many spare lighthouse lamps does the Alpha Program keep?")
     for extra in tiny_corpus.glob("*-copy*.md"):
         extra.unlink()
     alpha = tiny_corpus / "alpha.md"
@@ -193,7 +193,7 @@ def test_kill_9_mid_build_leaves_active_index_intact(
     done = build_index(s)
     assert done.switched
     assert store.versions_present(store.connect(s)) == {done.version, active}  # the partial build is gone
-    assert "5926" in ask(s, "What is the secret number of the Alpha Program?")
+    assert "5926" in ask(s, "How many spare lighthouse lamps does the Alpha Program keep?")
 
 
 def test_corrupt_pointer_says_how_to_recover(tmp_path: Path, tiny_corpus: Path, model: object) -> None:
@@ -212,4 +212,4 @@ def test_corrupt_pointer_says_how_to_recover(tmp_path: Path, tiny_corpus: Path, 
         Assistant(s).ask("What is the Alpha Program?")
     assert build_index(s, rebuild=True).switched
     shutil.rmtree(s.data_dir / "bm25")
-    assert "4817" in ask(s, "What is the secret number of the Alpha Program?")  # BM25 rebuilt from the store
+    assert "4817" in ask(s, "How many spare lighthouse lamps does the Alpha Program keep?")  # BM25 rebuilt from the store

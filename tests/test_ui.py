@@ -170,12 +170,12 @@ def test_hot_reload_after_reindex(tmp_path: Path, tiny_corpus: Path, model: obje
     build_index(s)
     srv = Server(data, tiny_corpus)
     try:
-        assert "4817" in srv.ask("What is the secret number of the Alpha Program?")["answer"]
+        assert "4817" in srv.ask("How many spare lighthouse lamps does the Alpha Program keep?")["answer"]
         alpha = tiny_corpus / "alpha.md"
         alpha.write_text(alpha.read_text().replace("4817", "5926"))
         build_index(s)
         time.sleep(1.2)
-        answer = srv.ask("What is the secret number of the Alpha Program?")
+        answer = srv.ask("How many spare lighthouse lamps does the Alpha Program keep?")
         assert "5926" in answer["answer"] and "4817" not in answer["answer"]
     finally:
         srv.stop()

@@ -14,6 +14,7 @@ from collections.abc import Container
 from dataclasses import dataclass
 
 from .normalize import english_words
+from .phrases import EXAMPLE_QUESTIONS
 
 # Words of two letters or more; in scripts written without spaces, each character is a word.
 _WORD = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff]|[^\W\d_\u3040-\u30ff\u3400-\u9fff]{2,}")
@@ -37,29 +38,32 @@ class Reply:
 # Each message: partnerbot answers in English from English sources, with one example question.
 REPLIES = {
     "SPANISH": Reply("es", "Solo puedo responder en inglés, a partir de fuentes en inglés sobre los programas de "
-                           "colaboración de ICE. Por ejemplo, pregunte: \"What is the 287(g) program?\""),
+                           "colaboración de ICE. Por ejemplo, pregunte: \"{example}\""),
     "FRENCH": Reply("fr", "Je ne peux répondre qu'en anglais, à partir de sources en anglais sur les programmes de "
-                          "partenariat de l'ICE. Par exemple, demandez : \"What is the 287(g) program?\""),
+                          "partenariat de l'ICE. Par exemple, demandez : \"{example}\""),
     "PORTUGUESE": Reply("pt", "Só posso responder em inglês, com base em fontes em inglês sobre os programas de "
-                              "parceria do ICE. Por exemplo, pergunte: \"What is the 287(g) program?\""),
+                              "parceria do ICE. Por exemplo, pergunte: \"{example}\""),
     "GERMAN": Reply("de", "Ich kann nur auf Englisch antworten, anhand englischer Quellen zu den "
-                          "Partnerschaftsprogrammen von ICE. Fragen Sie zum Beispiel: \"What is the 287(g) program?\""),
+                          "Partnerschaftsprogrammen von ICE. Fragen Sie zum Beispiel: \"{example}\""),
     "ITALIAN": Reply("it", "Posso rispondere solo in inglese, sulla base di fonti in inglese sui programmi di "
-                           "partenariato dell'ICE. Ad esempio, chieda: \"What is the 287(g) program?\""),
-    "CHINESE": Reply("zh", "我只能用英语回答，依据的是关于 ICE 合作项目的英文资料。例如，您可以问：\"What is the 287(g) program?\""),
+                           "partenariato dell'ICE. Ad esempio, chieda: \"{example}\""),
+    "CHINESE": Reply("zh", "我只能用英语回答，依据的是关于 ICE 合作项目的英文资料。例如，您可以问：\"{example}\""),
     "VIETNAMESE": Reply("vi", "Tôi chỉ có thể trả lời bằng tiếng Anh, dựa trên các nguồn tiếng Anh về các chương trình "
-                              "hợp tác của ICE. Ví dụ, hãy hỏi: \"What is the 287(g) program?\""),
+                              "hợp tác của ICE. Ví dụ, hãy hỏi: \"{example}\""),
     "KOREAN": Reply("ko", "저는 ICE 협력 프로그램에 관한 영어 자료를 바탕으로 영어로만 답변할 수 있습니다. "
-                          "예를 들어 이렇게 질문해 보세요: \"What is the 287(g) program?\""),
+                          "예를 들어 이렇게 질문해 보세요: \"{example}\""),
     "ARABIC": Reply("ar", "لا يمكنني الإجابة إلا باللغة الإنجليزية، استنادًا إلى مصادر إنجليزية عن برامج الشراكة "
-                          "في وكالة ICE. على سبيل المثال، اسأل: \"What is the 287(g) program?\""),
+                          "في وكالة ICE. على سبيل المثال، اسأل: \"{example}\""),
     "RUSSIAN": Reply("ru", "Я могу отвечать только на английском языке, по английским источникам о программах "
-                           "партнёрства ICE. Например, спросите: \"What is the 287(g) program?\""),
+                           "партнёрства ICE. Например, спросите: \"{example}\""),
     "TAGALOG": Reply("tl", "Sa Ingles lamang ako makakasagot, batay sa mga sanggunian sa Ingles tungkol sa mga "
-                           "programa ng pakikipagtulungan ng ICE. Halimbawa, itanong: \"What is the 287(g) program?\""),
+                           "programa ng pakikipagtulungan ng ICE. Halimbawa, itanong: \"{example}\""),
     "JAPANESE": Reply("ja", "ICE の連携プログラムに関する英語の資料に基づき、英語でのみお答えできます。"
-                            "例えば次のように質問してください: \"What is the 287(g) program?\""),
+                            "例えば次のように質問してください: \"{example}\""),
 }
+
+
+REPLIES = {name: Reply(r.code, r.text.format(example=EXAMPLE_QUESTIONS[0])) for name, r in REPLIES.items()}
 
 
 @functools.lru_cache(maxsize=1)

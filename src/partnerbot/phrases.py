@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 
+# Questions the assistant answers (a test checks it), offered wherever it cannot help.
 EXAMPLE_QUESTIONS = (
-    "What is the 287(g) program?",
-    "When were the Border Enforcement Security Task Forces created?",
-    "What does the Cyber Crimes Center do?",
+    "What is HERO Corps?",
+    "When was the Cyber Crimes Center established?",
+    "How many lookouts has the war crimes center issued?",
 )
 
 REFUSAL = (

@@ -115,7 +115,7 @@ def build_blocks(settings: Settings, assistant: Assistant) -> gr.Blocks:
                 chat = gr.Chatbot(label="Conversation", elem_id="chat", height=460, sanitize_html=True,
                                   feedback_options=("Like", "Dislike"), buttons=["copy"], layout="bubble")
                 box = gr.Textbox(label="Your question", elem_id="question", max_length=settings.max_question_chars,
-                                 placeholder="e.g. What is the 287(g) program?", lines=1, max_lines=4)
+                                 placeholder=f"e.g. {EXAMPLE_QUESTIONS[0]}", lines=1, max_lines=4)
                 with gr.Row():
                     send = gr.Button("Ask", variant="primary", elem_id="ask-button")
                     new = gr.Button("New chat", elem_id="new-chat")

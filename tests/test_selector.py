@@ -1,0 +1,143 @@
+"""Features, the fitted selector artifact, refusal and `partnerbot tune`, on the real corpus and model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from conftest import ROOT
+from partnerbot.answer import Assistant
+from partnerbot.cli import app
+from partnerbot.errors import IndexMismatchError, SelectorError
+from partnerbot.features import FEATURES, counted_stems
+from partnerbot.index import build_index
+from partnerbot.refusal import choose
+from partnerbot.selector import Thresholds, read_selector, write_selector
+from partnerbot.settings import Settings, bundled_selector_path
+from partnerbot.tune import tune
+
+REMOVALS = "ERO carried out 185,884 removals in FY 2020"
+ARRESTS = "ERO made 103,603 administrative arrests"
+
+
+def features_of(assistant: Assistant, question: str, fragment: str) -> dict[str, float]:
+    """The features of the candidate sentence containing `fragment`."""
+    prepared = assistant.prepare(question)
+    cands = prepared.candidates
+    for row, i in zip(cands.matrix, cands.sentences, strict=True):
+        if fragment in prepared.state.sentences[i].text:
+            return dict(zip(FEATURES, map(float, row), strict=True))
+    raise AssertionError(f"no candidate holds {fragment!r}")
+
+
+def test_feature_matrix_has_one_named_column_per_feature(assistant: Assistant) -> None:
+    cands = assistant.prepare("How many removals did ERO carry out in fiscal year 2020?").candidates
+    assert cands.matrix.shape == (len(cands.sentences), len(FEATURES)) and len(cands.sentences) >= 5
+    assert np.isfinite(cands.matrix).all()
+    assert len(set(FEATURES)) == len(FEATURES)
+
+
+def test_answer_type_features_tell_a_figure_from_its_neighbour(assistant: Assistant) -> None:
+    question = "How many removals did ERO carry out in fiscal year 2020?"
+    removals, arrests = features_of(assistant, question, REMOVALS), features_of(assistant, question, ARRESTS)
+    assert removals["counted_near_figure"] == 1.0 and arrests["counted_near_figure"] == 0.0
+    assert removals["asks_number_has_figure"] == arrests["asks_number_has_figure"] == 1.0
+    assert removals["year_match"] == 1.0 and removals["year_conflict"] == 0.0
+    assert counted_stems("how many administrative arrests did ERO make") == ["administr", "arrest"]
+    assert counted_stems("What is HERO Corps?") == []
+
+
+def test_question_level_features(assistant: Assistant) -> None:
+    now = features_of(assistant, "Who leads HSI right now?", "Homeland Security Investigations (HSI) is")
+    assert now["asks_now"] == 1.0 and now["asks_person_has_person"] in (0.0, 1.0)
+    mine = features_of(assistant, "can my sheriff join 287g", "The 287(g) program lets")
+    assert mine["first_person"] == 1.0 and mine["doc_lead"] == 1.0
+    conflict = features_of(assistant, "How many removals did ERO carry out in 2012?", REMOVALS)
+    assert conflict["year_conflict"] == 1.0 and conflict["year_match"] == 0.0
+
+
+def test_shipped_selector_loads_and_the_index_records_it(assistant: Assistant) -> None:
+    selector = read_selector(bundled_selector_path())
+    assert selector.features == FEATURES and 0.0 < selector.thresholds.answer <= selector.thresholds.extra <= 1.0
+    assert selector.fitted["cases"] >= 200 and "cross_validated" in selector.fitted
+    state = assistant._current()
+    assert assistant.selector.id == selector.id and state.version
+
+
+def test_selector_artifact_round_trip_and_tampering(tmp_path: Path) -> None:
+    selector = read_selector(bundled_selector_path())
+    path = tmp_path / "selector.json"
+    assert write_selector(selector, path) == selector.id
+    again = read_selector(path)
+    assert again.id == selector.id and np.allclose(again.coef, selector.coef)
+    data = json.loads(path.read_text())
+    data["model"]["coef"][0] += 1.0
+    path.write_text(json.dumps(data))
+    with pytest.raises(SelectorError, match=r"does not match its id.*partnerbot tune"):
+        read_selector(path)
+    data["features"] = ["dense"]
+    data.pop("id")
+    from partnerbot.selector import content_id
+
+    data["id"] = content_id(data)
+    path.write_text(json.dumps(data))
+    with pytest.raises(SelectorError, match="other features"):
+        read_selector(path)
+    with pytest.raises(SelectorError, match=r"no answer selector here; run `partnerbot tune`"):
+        read_selector(tmp_path / "missing.json")
+    path.write_text("{not json")
+    with pytest.raises(SelectorError, match="cannot be read"):
+        read_selector(path)
+
+
+def test_index_and_selector_disagree_says_what_to_run(tiny_corpus: Path, tmp_path: Path, model: object) -> None:
+    built = Settings(corpus_dir=tiny_corpus)
+    build_index(built)
+    other = tmp_path / "other.json"
+    selector = read_selector(bundled_selector_path())
+    write_selector(type(selector)(selector.features, selector.mean, selector.scale, selector.coef * 0.5,
+                                  selector.intercept, selector.thresholds, selector.fitted), other)
+    moved = Settings(corpus_dir=tiny_corpus, selector_path=other)
+    with pytest.raises(IndexMismatchError, match=r"records answer selector .* run `partnerbot index`"):
+        Assistant(moved).ask("What is the Alpha Program?")
+    summary = build_index(moved)  # records the new selector without re-embedding anything
+    assert summary.switched and summary.chunks_embedded == 0
+    assert not Assistant(moved).ask("How many spare lighthouse lamps does the Alpha Program keep?").unavailable
+
+
+def test_refusal_threshold_and_extra_sentences(assistant: Assistant) -> None:
+    prepared = assistant.prepare("How many lookouts has the war crimes center issued?")
+    state, cands = prepared.state, prepared.candidates
+    p = np.linspace(0.9, 0.1, len(cands.sentences))
+    assert choose(state, cands.sentences, p, Thresholds(0.95, 1.0), 3) == []  # below the answer threshold
+    one = choose(state, cands.sentences, p, Thresholds(0.5, 1.0), 3)
+    assert [i for i, _ in one] == [cands.sentences[0]]  # nothing else is confident enough on its own
+    many = choose(state, cands.sentences, p, Thresholds(0.0, 0.0), 3)
+    assert 1 <= len(many) <= 3 and many[0][0] == cands.sentences[0]
+    chosen = [i for i, _ in many]
+    sims = state.sentence_vecs[chosen] @ state.sentence_vecs[chosen].T
+    assert (sims[~np.eye(len(chosen), dtype=bool)] < 0.85).all()  # no near-copies
+
+
+def test_tune_is_reproducible_and_refuses_the_test_split(real_index: Path, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    import yaml
+
+    cases = yaml.safe_load((ROOT / "evals" / "train" / "cases.yaml").read_text())
+    subset = tmp_path / "train.yaml"
+    subset.write_text(yaml.safe_dump([c for c in cases if not c.get("input_error")][:60]))
+    settings = Settings(data_dir=real_index, corpus_dir=ROOT / "corpus")
+    a = tune(settings, subset, seed=7, folds=3, out=tmp_path / "a.json")
+    b = tune(settings, subset, seed=7, folds=3, out=tmp_path / "b.json")
+    assert a.selector_id == b.selector_id and (tmp_path / "a.json").read_bytes() == (tmp_path / "b.json").read_bytes()
+    assert set(a.figures) >= {"evidence_hit@1", "wrong_answer_rate", "false_refusal_rate", "auc"}
+    c = tune(settings, subset, seed=8, folds=3, out=tmp_path / "c.json")
+    assert c.selector_id != a.selector_id  # the seed changes the folds
+    monkeypatch.setenv("PARTNERBOT_DATA_DIR", str(real_index))
+    monkeypatch.chdir(ROOT)
+    result = CliRunner().invoke(app, ["tune", "--cases", "evals/test"])
+    assert result.exit_code == 1 and "only ever measured" in result.output
