@@ -1,4 +1,4 @@
-"""Warm `ask()` latency over evals/cases.yaml, next to the time of one query embedding (the floor)."""
+"""Warm `ask()` latency over evals/ (both splits), next to the time of one query embedding (the floor)."""
 
 from __future__ import annotations
 

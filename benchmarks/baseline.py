@@ -18,7 +18,7 @@ from partnerbot.types import Answer, Source
 
 
 class BaselineAssistant:
-    """`ask()` and `document()` like `partnerbot.answer.Assistant`, built the default way."""
+    """`ask()`, `doc_ids()` and `document()` like `partnerbot.answer.Assistant`, built the default way."""
 
     def __init__(self, settings: Settings):
         from llama_index.core import Document, VectorStoreIndex
@@ -44,6 +44,9 @@ class BaselineAssistant:
             parts.append(f"{text} [{n}]")
         return Answer(question, " ".join(parts), tuple(sources), False,
                       {"total": (time.perf_counter() - t0) * 1000}, tuple(s.doc_id for s in sources))
+
+    def doc_ids(self) -> list[str]:
+        return list(self.docs)
 
     def document(self, doc_id: str) -> Any:
         return self.docs.get(doc_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import statistics
 import sys
 import tempfile
@@ -54,5 +55,6 @@ def temp_dir(name: str) -> Path:
 def questions() -> list[tuple[str, list[str]]]:
     from partnerbot.evals import load_cases
 
-    return [(c.question, list(c.history)) for c in load_cases([ROOT / "evals" / "cases.yaml"])
-            if len(c.question) <= 1000]
+    # Cases that ask something: not the input-error case, and not a question that is markup only.
+    return [(c.question, list(c.history)) for c in load_cases([ROOT / "evals" / "train", ROOT / "evals" / "test"])
+            if not c.input_error and re.search(r"[A-Za-z]{3}", re.sub(r"<[^>]*>", " ", c.question))]

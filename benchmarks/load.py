@@ -1,4 +1,4 @@
-"""Load: K concurrent gradio_client sessions, each asking M questions from evals/cases.yaml.
+"""Load: K concurrent gradio_client sessions, each asking M questions from evals/ (both splits).
 
 Bounded in count and time; stops by itself. Every answer is compared with the in-process `ask()`
 answer to the same question. Usage: python benchmarks/load.py [K] [M] [--url URL]

@@ -1,6 +1,6 @@
 """Hybrid against dense-only, BM25-only and the newcomer's llama-index baseline, in one run.
 
-Prints a Markdown table of the eval metrics over evals/cases.yaml.
+Prints a Markdown table of the eval metrics over the test split.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ def main() -> None:
     data = temp_dir("retrievers")
     base = Settings(data_dir=data, corpus_dir=ROOT / "corpus")
     build_index(base)
-    cases = load_cases([ROOT / "evals" / "cases.yaml"])
+    cases = load_cases([ROOT / "evals" / "test"])
     rows = []
     for mode in ("hybrid", "dense", "bm25"):
         assistant = Assistant(Settings(data_dir=data, corpus_dir=ROOT / "corpus", retriever=mode))
@@ -33,7 +33,7 @@ def main() -> None:
     baseline.ask("warm up")
     m = metrics(run_cases(baseline, cases))
     rows.append(["llama-index defaults (top-k 2)"] + [m[c] for c in COLUMNS])
-    print(f"Retrievers over evals/cases.yaml ({len(cases)} cases); {machine()}\n")
+    print(f"Retrievers over the test split ({len(cases)} cases); {machine()}\n")
     print(table(["retriever", *COLUMNS], rows))
 
 

@@ -30,10 +30,10 @@ def ask_in_page(page: Page, question: str, answers_before: int) -> None:
 
 
 def test_api_returns_cited_answers_refusals_and_follow_ups(server: Server) -> None:
-    data = server.ask("What is the 287(g) program?")
-    assert set(data) == {"question", "answer", "refused", "sources", "timings_ms"}
-    assert not data["refused"] and "[1]" in data["answer"]
-    assert data["sources"][0]["doc_id"] == "287g"
+    data = server.ask("What is the Criminal Alien Program?")
+    assert set(data) == {"question", "answer", "refused", "unavailable", "language", "sources", "timings_ms"}
+    assert not data["refused"] and "[1]" in data["answer"] and data["unavailable"] is False
+    assert data["sources"][0]["doc_id"] == "criminal-alien-program"
     refused = server.ask("What is the capital of France?")
     assert refused["refused"] and refused["sources"] == []
     follow = server.ask("When were they created?", ["Tell me about the Border Enforcement Security Task Forces"])
@@ -43,7 +43,7 @@ def test_api_returns_cited_answers_refusals_and_follow_ups(server: Server) -> No
 
 
 def test_two_clients_at_once_each_get_their_own_answer(server: Server) -> None:
-    questions = {"hero-corps": "What is HERO Corps?", "ipr-center": "Where is the IPR Center located?"}
+    questions = {"hero-corps": "What is HERO Corps?", "best": "Who was Jaime Zapata?"}
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
         futures = {doc: pool.submit(server.ask, q) for doc, q in questions.items()}
         results = {doc: f.result() for doc, f in futures.items()}
@@ -80,7 +80,7 @@ def test_browser_chat_sources_selection_and_script_safety(server: Server, browse
     expect(page.locator("#sources .pb-card").first).to_contain_text("Border Enforcement Security Task Forces")
     expect(page.locator("#sources")).to_contain_text("Sources for answer 1")
 
-    ask_in_page(page, "What is the 287(g) program?", 2)
+    ask_in_page(page, "What is the Criminal Alien Program?", 2)
     expect(page.locator("#sources")).to_contain_text("Sources for answer 3")
     page.locator("#chat a.pb-cite").first.click()  # answer 1's [1]
     expect(page.locator("#sources")).to_contain_text("Sources for answer 1")
@@ -117,7 +117,7 @@ def test_sessions_do_not_share_state(server: Server, browser: Browser) -> None:
     pb.reload()
     expect(pb.locator('[aria-label^="bot\'s message"]')).to_have_count(0)
     expect(pb.locator("#sources .pb-card")).to_have_count(0)
-    ask_in_page(pb, "What is the Cyber Crimes Center?", 0)
+    ask_in_page(pb, "What is C3?", 0)
     expect(pa.locator("#sources")).not_to_contain_text("Cyber Crimes Center (C3) is")
     a.close()
     b.close()
@@ -126,7 +126,7 @@ def test_sessions_do_not_share_state(server: Server, browser: Browser) -> None:
 def test_phone_width_layout(server: Server, browser: Browser) -> None:
     page = browser.new_page(viewport={"width": 390, "height": 844})
     page.goto(server.url + "/")
-    ask_in_page(page, "What is the 287(g) program?", 0)
+    ask_in_page(page, "What is the Criminal Alien Program?", 0)
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 392
     box = page.get_by_label("Your question").bounding_box()
