@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import platform
-import re
 import statistics
 import sys
 import tempfile
@@ -53,8 +52,15 @@ def temp_dir(name: str) -> Path:
 
 
 def questions() -> list[tuple[str, list[str]]]:
+    from partnerbot.answer import clean_question
+    from partnerbot.errors import InputError
     from partnerbot.evals import load_cases
 
-    # Cases that ask something: not the input-error case, and not a question that is markup only.
-    return [(c.question, list(c.history)) for c in load_cases([ROOT / "evals" / "train", ROOT / "evals" / "test"])
-            if not c.input_error and re.search(r"[A-Za-z]{3}", re.sub(r"<[^>]*>", " ", c.question))]
+    def usable(question: str) -> bool:  # not the input-error case, nor a question that is markup only
+        try:
+            return bool(clean_question(question, 1000))
+        except InputError:
+            return False
+
+    cases = load_cases([ROOT / "evals" / "train", ROOT / "evals" / "test"])
+    return [(c.question, list(c.history)) for c in cases if usable(c.question)]

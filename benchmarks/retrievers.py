@@ -12,8 +12,8 @@ from partnerbot.evals import load_cases, metrics, run_cases
 from partnerbot.index import build_index
 from partnerbot.settings import Settings
 
-COLUMNS = ["pass_rate", "hit@1", "hit@3", "mrr", "citation_hit", "fact_recall", "refusal_accuracy",
-           "false_refusal_rate", "latency_ms_p50", "latency_ms_p95"]
+COLUMNS = ["pass_rate", "wrong_answer_rate", "answer_precision", "evidence_hit@1", "hit@1", "hit@3",
+           "refusal_accuracy", "false_refusal_rate", "latency_ms_p50", "latency_ms_p95"]
 
 
 def main() -> None:

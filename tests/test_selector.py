@@ -141,3 +141,14 @@ def test_tune_is_reproducible_and_refuses_the_test_split(real_index: Path, tmp_p
     monkeypatch.chdir(ROOT)
     result = CliRunner().invoke(app, ["tune", "--cases", "evals/test"])
     assert result.exit_code == 1 and "only ever measured" in result.output
+
+
+def test_the_read_path_does_not_import_the_build_path() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, partnerbot.answer, partnerbot.retrieve, partnerbot.version; "
+            "print(sorted(m for m in sys.modules if m in ('partnerbot.index', 'partnerbot.corpus', 'partnerbot.chunk', "
+            "'partnerbot.tune', 'sklearn')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
