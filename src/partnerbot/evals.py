@@ -75,11 +75,11 @@ class CaseResult:
 
 
 def case_files(paths: Sequence[Path]) -> list[Path]:
-    """The YAML files named, with each directory replaced by the `*.yaml` files in it (sorted)."""
+    """The YAML files named, with each directory replaced by the `*.yaml` files under it (sorted)."""
     files: list[Path] = []
     for path in map(Path, paths):
         if path.is_dir():
-            files.extend(sorted(path.glob("*.yaml")))
+            files.extend(sorted(path.rglob("*.yaml")))
         elif path.exists():
             files.append(path)
         else:
@@ -409,7 +409,7 @@ def reindex_gate(settings: Any, cases_path: Path) -> Any:
             active = store.read_pointer(store.connect(settings)).version
         except Exception:
             return True, "no active version to compare with"
-        cases = load_cases(case_files([cases_path]) if cases_path.is_file() else sorted(cases_path.rglob("*.yaml")))
+        cases = load_cases([cases_path])
         old = run_cases(Assistant(settings, version=active, check_selector=False), cases)
         try:
             new = run_cases(Assistant(settings, version=version, check_selector=False), cases)

@@ -98,15 +98,12 @@ def _near_figures(text: str) -> set[str]:
     return near
 
 
-def _figure_term_match(text: str, stems: Sequence[str]) -> float:
-    """The share of the question's words that stand within a few words of a figure in the sentence.
+def _figure_term_match(near: set[str], stems: Sequence[str]) -> float:
+    """The share of the question's words that stand within a few words of a figure (`near`) in the sentence.
 
     "How many removals" should meet the figure that "removals" describes, not a neighbouring one.
     """
-    if not stems:
-        return 0.0
-    near = _near_figures(text)
-    return sum(1 for s in stems if s in near) / len(stems)
+    return sum(1 for s in stems if s in near) / len(stems) if stems else 0.0
 
 
 def counted_stems(question: str) -> list[str]:
@@ -163,6 +160,7 @@ def featurize(state: Version, query: Query, hits: Sequence[Hit]) -> Candidates:
         has_figure = bool(_FIGURE.search(_YEAR.sub(" ", text)))
         has_date = bool(_YEAR.search(text) or _MONTH.search(text))
         years_here = set(_YEAR.findall(text)) | {doc.date[:4]}
+        near = _near_figures(text) if asks["number"] or counted else set()
         values = {
             # Meaning: cosine similarity of the retrieval query to the sentence in its context (title and
             # section, see `chunk.sentence_context`), and how far below the best candidate.
@@ -198,7 +196,7 @@ def featurize(state: Version, query: Query, hits: Sequence[Hit]) -> Candidates:
             # holds one (or not).
             "asks_number_has_figure": float(asks["number"] and has_figure),
             "asks_number_no_figure": float(asks["number"] and not has_figure),
-            "figure_term_match": _figure_term_match(text, q_stems) if asks["number"] else 0.0,
+            "figure_term_match": _figure_term_match(near, q_stems) if asks["number"] else 0.0,
             "asks_date_has_date": float(asks["date"] and has_date),
             "asks_date_no_date": float(asks["date"] and not has_date),
             "asks_place_has_place": float(asks["place"] and bool(_PLACE.search(text))),
@@ -213,7 +211,7 @@ def featurize(state: Version, query: Query, hits: Sequence[Hit]) -> Candidates:
             "first_person": first_person,
             # A counting question's counted thing stands next to a figure in the sentence ("removals" by
             # "185,884"), not merely somewhere in it beside a neighbouring figure.
-            "counted_near_figure": float(bool(counted) and any(s in _near_figures(text) for s in counted)),
+            "counted_near_figure": float(any(s in near for s in counted)),
         }
         rows.append([values[name] for name in FEATURES])
     return Candidates(tuple(int(i) for i in idx), np.asarray(rows, dtype=np.float32))

@@ -36,7 +36,7 @@ class Reply:
 
 
 # Each message: partnerbot answers in English from English sources, with one example question.
-REPLIES = {
+_TEMPLATES = {
     "SPANISH": Reply("es", "Solo puedo responder en inglés, a partir de fuentes en inglés sobre los programas de "
                            "colaboración de ICE. Por ejemplo, pregunte: \"{example}\""),
     "FRENCH": Reply("fr", "Je ne peux répondre qu'en anglais, à partir de sources en anglais sur les programmes de "
@@ -63,7 +63,7 @@ REPLIES = {
 }
 
 
-REPLIES = {name: Reply(r.code, r.text.format(example=EXAMPLE_QUESTIONS[0])) for name, r in REPLIES.items()}
+REPLIES = {name: Reply(r.code, r.text.format(example=EXAMPLE_QUESTIONS[0])) for name, r in _TEMPLATES.items()}
 
 
 @functools.lru_cache(maxsize=1)
