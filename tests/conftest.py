@@ -153,7 +153,9 @@ class Server:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.data_dir = data_dir
-        env = cli_env(data_dir, corpus, chroma_url) | {"PARTNERBOT_PORT": str(self.port)}
+        self.gradio_tmp = data_dir.parent / f"gradio-{self.port}"  # where Gradio would store uploads
+        env = cli_env(data_dir, corpus, chroma_url) | {"PARTNERBOT_PORT": str(self.port),
+                                                        "GRADIO_TEMP_DIR": str(self.gradio_tmp)}
         self.log = open(data_dir.parent / f"serve-{self.port}.log", "wb")  # noqa: SIM115
         self.proc = subprocess.Popen([sys.executable, "-m", "partnerbot.cli", "serve"], env=env,
                                      stdout=self.log, stderr=subprocess.STDOUT)

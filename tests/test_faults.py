@@ -58,6 +58,16 @@ def test_chroma_outage_gives_clear_message_and_recovers(tmp_path: Path, tiny_cor
         chroma_server.kill()
         down = srv.ask(SECRET)
         assert down["refused"] and "temporarily unavailable" in down["answer"] and down["sources"] == []
+        assert down["unavailable"] is True
+        from typer.testing import CliRunner
+
+        from partnerbot.cli import app
+
+        env = {"PARTNERBOT_CHROMA_URL": chroma_server.url, "PARTNERBOT_CORPUS_DIR": str(tiny_corpus),
+               "PARTNERBOT_DATA_DIR": str(tmp_path / "cli")}
+        cli = CliRunner().invoke(app, ["ask", SECRET, "--json"], env=env)
+        assert cli.exit_code == 4 and "temporarily unavailable" in cli.output
+        assert json.loads(cli.stdout)["unavailable"] is True
         assert "Traceback" not in json.dumps(down) and "/" not in down["answer"]
         assert httpx.get(f"{srv.url}/healthz").status_code == 503
         chroma_server.start()

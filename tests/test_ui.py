@@ -179,3 +179,14 @@ def test_hot_reload_after_reindex(tmp_path: Path, tiny_corpus: Path, model: obje
         assert "5926" in answer["answer"] and "4817" not in answer["answer"]
     finally:
         srv.stop()
+
+
+def test_no_route_accepts_an_anonymous_upload(server: Server) -> None:
+    marker = b"partnerbot-upload-probe-" + b"x" * 5_000_000
+    for path in ("/gradio_api/upload", "/upload", "/gradio_api/upload/", "/gradio_api/upload?upload_id=abc"):
+        r = httpx.post(server.url + path, files={"files": ("probe.txt", marker, "text/plain")}, timeout=30)
+        assert r.status_code in (404, 413), (path, r.status_code)
+        assert "probe.txt" not in r.text
+    assert server.ask("What is HERO Corps?")["sources"]  # the chat still works
+    stored = [p for p in server.gradio_tmp.rglob("*") if p.is_file()] if server.gradio_tmp.exists() else []
+    assert not any(p.stat().st_size >= 5_000_000 or p.name == "probe.txt" for p in stored), stored

@@ -139,6 +139,8 @@ def ask(
 ) -> None:
     """Answer one question from the corpus, with numbered sources.
 
+    Exit codes: 0 answered or declined, 1 error, 4 the document store is unavailable.
+
     Example: partnerbot ask "When were they created?" --history "What is BEST?"
     """
     from .answer import Assistant
@@ -149,6 +151,10 @@ def ask(
         _fail(exc)
     if as_json:
         sys.stdout.write(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2) + "\n")
+    if answer.unavailable:  # an outage is not a refusal: say so, and exit with its own code
+        err.print(f"Error: {answer.text}", highlight=False, markup=False)
+        raise typer.Exit(4)
+    if as_json:
         return
     out.print(answer.text, highlight=False, markup=False)
     for s in answer.sources:

@@ -229,6 +229,13 @@ def build_app(settings: Settings, assistant: Assistant | None = None) -> FastAPI
     demo.queue(default_concurrency_limit=settings.concurrency)
     app = FastAPI(title="partnerbot", docs_url=None, redoc_url=None, openapi_url=None)
 
+    @app.middleware("http")
+    async def no_uploads(request: Any, call_next: Any) -> Any:
+        # The chat takes no files: Gradio's upload route would let anyone fill the disk, so it does not exist here.
+        if request.url.path.rstrip("/").endswith("/upload"):
+            return JSONResponse({"error": "this server accepts no uploads"}, status_code=404)
+        return await call_next(request)
+
     @app.get("/healthz")
     def healthz() -> JSONResponse:
         health = assistant.health()
