@@ -140,3 +140,96 @@ def test_program_documents_are_sourced_and_dated() -> None:
             assert 300 <= words <= 900, (doc.id, words)
             assert "\n## " in doc.text, doc.id
             assert "UNVERIFIED" not in doc.text
+
+
+# A program document: two sources, so every sentence needs a footnote naming one of them.
+SOURCED = """---
+id: {id}
+title: "A program"
+url: https://example.gov/program
+date: 2021-05-01
+component: HSI
+sources:
+  - https://example.gov/program
+  - https://example.gov/report
+summary: "One sentence."
+---
+
+# A program
+
+The program began in 2005.[^report] It has 40 members.[^page][^report]
+
+## Figures
+
+The program trained 300 officers in 2019.[^report]
+
+[^page]: https://example.gov/program (2021-05-01) "The program's page"
+[^report]: https://example.gov/report (2019-12-31)
+"""
+
+
+def test_footnotes_give_each_sentence_its_pages_and_leave_the_text_clean(tmp_path: Path) -> None:
+    from partnerbot.chunk import document_sentences
+
+    doc = parse_document(write(tmp_path, "prog.md", SOURCED.format(id="prog")))
+    assert "[^" not in doc.text and "example.gov" not in doc.text  # neither markers nor definitions remain
+    assert "The program began in 2005. It has 40 members.\n" in doc.text
+    got = {s.text: s.pages for s in document_sentences(doc)}
+    assert [p.url for p in got["The program began in 2005."]] == ["https://example.gov/report"]
+    assert got["It has 40 members."][0].title == "The program's page"
+    assert [(p.url, p.date) for p in got["It has 40 members."]] == [
+        ("https://example.gov/program", "2021-05-01"), ("https://example.gov/report", "2019-12-31")]
+    for s in document_sentences(doc):  # offsets point into the clean text
+        assert doc.text[s.start : s.end] == s.text
+
+
+def test_a_document_that_is_its_own_source_needs_no_footnotes(tmp_path: Path) -> None:
+    from partnerbot.chunk import document_sentences
+
+    doc = parse_document(write(tmp_path, "own.md", GOOD.format(id="own")))
+    [sentence] = document_sentences(doc)
+    assert [(p.url, p.date) for p in sentence.pages] == [("https://example.gov/page", "2020-07-30")]
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (("It has 40 members.[^page][^report]", "It has 40 members."),
+         r"prog\.md:15: field 'footnotes': sentence has no footnote: 'It has 40 members\.'"),
+        (("in 2019.[^report]", "in 2019.[^missing]"), r"prog\.md:19: field 'footnotes': footnote \[\^missing\] is used but not defined"),
+        (("[^page][^report]", "[^report]"), r"prog\.md:21: field 'footnotes': footnote \[\^page\] is defined but never used"),
+        (("https://example.gov/report (", "https://example.gov/elsewhere ("),
+         r"prog\.md:22: field 'footnotes': footnote \[\^report\]: URL https://example\.gov/elsewhere is not in the document's `sources`"),
+        (("(2019-12-31)", "(Dec 2019)"), r"prog\.md:22: field 'footnotes': footnote \[\^report\]: the as-of date must be YYYY-MM-DD"),
+        (("[^report]: https://example.gov/report (2019-12-31)", "[^report]: see the report"),
+         r"prog\.md:22: field 'footnotes': malformed footnote definition"),
+        (("## Figures", "## Figures[^page]"), r"prog\.md:17: field 'footnotes': footnote \[\^page\] does not follow a sentence"),
+        (('"The program\'s page"', '"The program\'s page"\n[^page]: https://example.gov/program (2021-05-02)'),
+         r"prog\.md:22: field 'footnotes': footnote \[\^page\] is defined twice \(also on line 21\)"),
+    ],
+    ids=["no-footnote", "undefined", "unused", "url-not-in-sources", "bad-date", "malformed", "not-after-sentence",
+         "defined-twice"],
+)
+def test_footnote_problems_name_file_and_line(tmp_path: Path, change: tuple[str, str], expected: str) -> None:
+    old, new = change
+    text = SOURCED.format(id="prog")
+    assert old in text
+    write(tmp_path, "fine.md", SOURCED.format(id="fine"))
+    write(tmp_path, "prog.md", text.replace(old, new, 1))
+    code, output = check(tmp_path)
+    assert code != 0
+    assert re.search(expected, " ".join(output.split())), output
+    assert "fine.md" not in output
+
+
+def test_every_program_sentence_has_a_dated_supporting_page() -> None:
+    from partnerbot.chunk import document_sentences
+
+    for doc in load_corpus(ROOT / "corpus"):
+        assert "[^" not in doc.text, doc.id
+        for s in document_sentences(doc):
+            assert s.pages, (doc.id, s.text)
+            for page in s.pages:
+                assert page.url in doc.sources and re.fullmatch(r"\d{4}-\d{2}-\d{2}", page.date), (doc.id, page)
+        if not doc.own_source:
+            assert doc.footnotes, doc.id

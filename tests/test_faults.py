@@ -98,11 +98,11 @@ def test_concurrent_feedback_writes_never_interleave(tmp_path: Path) -> None:
 
 
 def test_long_lines_index_safely(tmp_path: Path, tiny_corpus: Path, model: object) -> None:
-    text = (tiny_corpus / "gamma.md").read_text()
-    (tiny_corpus / "gamma.md").write_text(text + "\n" + ("telescope lens " * 20_000) + "\n<b>bold</b> <script>x()</script>\n")
+    text = (tiny_corpus / "alpha.md").read_text()  # alpha is its own source, so it needs no footnotes
+    (tiny_corpus / "alpha.md").write_text(text + "\n" + ("lighthouse lens " * 20_000) + "\n<b>bold</b> <script>x()</script>\n")
     s = Settings(data_dir=tmp_path / "data", corpus_dir=tiny_corpus)
     assert build_index(s).switched
-    assert "9,300" in Assistant(s).ask("How many telescopes had the Gamma Office lent?").text
+    assert "4817" in Assistant(s).ask("How many spare lighthouse lamps does the Alpha Program keep?").text
 
 
 HOSTILE = st.one_of(

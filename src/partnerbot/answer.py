@@ -25,7 +25,7 @@ from .retrieve import retrieve
 from .selector import Selector, read_selector
 from .settings import Settings
 from .text import PRONOUNS, STOPWORDS, tokens
-from .types import Answer, Hit, Source
+from .types import Answer, Hit, Page, Source
 from .version import Version, load_version
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2064\ufeff]")
@@ -245,8 +245,9 @@ def _compose(state: Version, picked: list[tuple[int, float]]) -> tuple[str, list
         sent = state.sentences[i]
         doc = state.docs[sent.doc_id]
         n = len(sources) + 1
-        sources.append(Source(n, doc.id, doc.title, doc.url, doc.date, sent.section, sent.text, sent.start,
-                              sent.end, round(score, 4)))
+        page = sent.pages[0] if sent.pages else Page(doc.url, doc.date, doc.title)
+        sources.append(Source(n, doc.id, doc.title, page.url, page.date, sent.section, sent.text, sent.start,
+                              sent.end, round(score, 4), doc_url=doc.url, page_title=page.title, pages=sent.pages))
         parts.append(f"{sent.text} {cite(n)}")
     return " ".join(parts), sources
 

@@ -158,7 +158,8 @@ def ask(
         return
     out.print(answer.text, highlight=False, markup=False)
     for s in answer.sources:
-        out.print(f"\n[{s.n}] {s.title} (as of {s.date}) - {s.section}\n    {s.url}\n    \"{s.quote}\"",
+        out.print(f"\n[{s.n}] {s.title} - {s.section}\n    \"{s.quote}\"\n    Source: {s.url} (as of {s.date})"
+                  + (f"\n    Program page: {s.doc_url}" if s.doc_url and s.doc_url != s.url else ""),
                   highlight=False, markup=False)
 
 

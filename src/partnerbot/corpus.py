@@ -11,12 +11,18 @@ from urllib.parse import urlparse
 import yaml
 
 from .errors import CorpusError, CorpusErrors
-from .types import COMPONENTS, Document
+from .split import split_sentences
+from .types import COMPONENTS, Document, Footnote, Page
 
 REQUIRED = ("id", "title", "url", "date", "component", "sources", "summary")
 MAX_FILE_BYTES = 2_000_000
 ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# A footnote definition line, loosely (to report a malformed one), and exactly.
+_DEF_START = re.compile(r"^\[\^[^\]]*\]:")
+_DEF = re.compile(r'^\[\^(?P<id>[a-z0-9][a-z0-9-]*)\]:[ \t]+(?P<url>\S+)[ \t]+\((?P<date>[^)]*)\)(?:[ \t]+"(?P<title>[^"]+)")?[ \t]*$')
+_MARK = re.compile(r"\[\^([^\]\s]*)\]")
+FOOTNOTE_FORMAT = '[^id]: URL (YYYY-MM-DD) "Page title"'
 
 
 def corpus_files(corpus_dir: Path) -> list[Path]:
@@ -121,13 +127,23 @@ def parse_document(path: Path) -> Document:
             for s in sources:
                 if not _valid_url(s):
                     err("sources", f"not a well-formed http(s) URL: {s!r}")
-    body = "\n".join(lines[close + 1 :]).strip("\n")
+    raw_body = "\n".join(lines[close + 1 :])
+    body = raw_body.strip("\n")
+    body_line = close + 2 + (len(raw_body) - len(raw_body.lstrip("\n")))
+    text = body + "\n"
+    footnotes: tuple[Footnote, ...] = ()
+    marks: tuple[tuple[int, str], ...] = ()
     if not body.strip():
         errors.append(CorpusError(path, "the document body is empty", field="body", line=close + 2))
     elif control := _CONTROL.search(body):
         offset = control.start()
         line = close + 2 + body[:offset].count("\n")
         errors.append(CorpusError(path, "the body contains control characters; it must be plain text", field="body", line=line))
+    else:
+        own_source = isinstance(sources, list) and sources == [meta.get("url")]
+        text, footnotes, marks, problems = read_footnotes(body, body_line, sources if isinstance(sources, list) else [],
+                                                          require=not own_source)
+        errors.extend(CorpusError(path, message, field="footnotes", line=line) for line, message in problems)
     if errors:
         failure = CorpusErrors(errors)
         failure.doc_id = doc_id if isinstance(doc_id, str) else None
@@ -140,9 +156,92 @@ def parse_document(path: Path) -> Document:
         component=str(component),
         sources=tuple(sources or ()),
         summary=meta["summary"].strip(),
-        text=body + "\n",
+        text=text,
         content_hash=hashlib.sha256(raw).hexdigest(),
+        footnotes=footnotes,
+        marks=marks,
     )
+
+
+def read_footnotes(body: str, first_line: int, sources: list[object], require: bool
+                   ) -> tuple[str, tuple[Footnote, ...], tuple[tuple[int, str], ...], list[tuple[int, str]]]:
+    """Take the footnote markers and definitions out of a document body.
+
+    Returns the text without them, the footnotes, each marker's (offset in the text, id), and the
+    problems found as (file line, message): a malformed or duplicate definition, a URL that is not
+    in `sources`, a marker that is undefined or outside a sentence, a definition never used, and,
+    when `require` is set, a sentence without a marker.
+    """
+    problems: list[tuple[int, str]] = []
+    kept: list[str] = []
+    line_of: list[int] = []  # file line of each kept line
+    marks: list[tuple[int, str, int]] = []
+    defs: dict[str, Footnote] = {}
+    pos = 0
+    for i, line in enumerate(body.split("\n")):
+        lineno = first_line + i
+        if _DEF_START.match(line):
+            footnote = _definition(line, lineno, sources, problems)
+            if footnote is not None:
+                if footnote.id in defs:
+                    problems.append((lineno, f"footnote [^{footnote.id}] is defined twice (also on line {defs[footnote.id].line})"))
+                else:
+                    defs[footnote.id] = footnote
+            continue
+        pieces, last = [], 0
+        for m in _MARK.finditer(line):
+            pieces.append(line[last : m.start()])
+            marks.append((pos + sum(map(len, pieces)), m.group(1), lineno))
+            last = m.end()
+        pieces.append(line[last:])
+        kept.append("".join(pieces))
+        line_of.append(lineno)
+        pos += len(kept[-1]) + 1
+    text = "\n".join(kept).rstrip() + "\n"
+
+    def line_at(offset: int) -> int:
+        return line_of[min(text.count("\n", 0, offset), len(line_of) - 1)]
+
+    spans = split_sentences(text, 0, len(text))
+    used = set()
+    for at, fid, lineno in marks:
+        if fid not in defs:
+            problems.append((lineno, f"footnote [^{fid}] is used but not defined (define it at the end of the file as {FOOTNOTE_FORMAT})"))
+        used.add(fid)
+        if not any(s < at <= e for s, e in spans):
+            problems.append((lineno, f"footnote [^{fid}] does not follow a sentence; put it right after the sentence it supports"))
+    for fid, footnote in defs.items():
+        if fid not in used:
+            problems.append((footnote.line, f"footnote [^{fid}] is defined but never used"))
+    if require:
+        for s, e in spans:
+            if not any(s < at <= e for at, _, _ in marks):
+                problems.append((line_at(s), f"sentence has no footnote: {_clip(text[s:e])!r}; every sentence of a program "
+                                 "document ends with a [^id] reference to the page that supports it"))
+    return text, tuple(defs.values()), tuple((at, fid) for at, fid, _ in marks), sorted(problems)
+
+
+def _definition(line: str, lineno: int, sources: list[object], problems: list[tuple[int, str]]) -> Footnote | None:
+    m = _DEF.match(line)
+    if m is None:
+        problems.append((lineno, f"malformed footnote definition {_clip(line)!r}; expected {FOOTNOTE_FORMAT}"))
+        return None  # its markers are then reported as undefined too
+    fid, url, date = m["id"], m["url"], m["date"]
+    if not _valid_url(url):
+        problems.append((lineno, f"footnote [^{fid}]: not a well-formed http(s) URL: {url!r}"))
+    elif url not in sources:
+        problems.append((lineno, f"footnote [^{fid}]: URL {url} is not in the document's `sources`"))
+    try:
+        dt.date.fromisoformat(date)
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", date):
+            raise ValueError
+    except ValueError:
+        problems.append((lineno, f"footnote [^{fid}]: the as-of date must be YYYY-MM-DD, got {date!r}"))
+    return Footnote(fid, Page(url, date, m["title"] or ""), lineno)
+
+
+def _clip(text: str, limit: int = 70) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def load_corpus(corpus_dir: Path) -> list[Document]:

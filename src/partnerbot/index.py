@@ -13,7 +13,7 @@ import json
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -23,7 +23,7 @@ from .corpus import load_corpus
 from .errors import IndexNotBuiltError, PartnerbotError, SelectorError
 from .settings import Settings
 from .types import Chunk, Document, IndexStatus, IndexSummary, Sentence
-from .version import build_bm25, build_meta, check_meta, open_collections
+from .version import LAYOUT, build_bm25, build_meta, check_meta, open_collections
 
 BATCH = 1000
 # A wide search and a single-threaded build keep HNSW's nearest neighbours exact and repeatable at this
@@ -133,8 +133,9 @@ def build_index(
         if not dry_run:
             _cleanup(client, settings, plan.active)
         selector_id, selector_note = _selector_id(settings)
-        recorded = (cols["chunks"].metadata or {}).get("pb_selector") if cols else None
-        nothing = not (plan.added or plan.changed or plan.removed) and recorded == selector_id
+        recorded = (cols["chunks"].metadata or {}) if cols else {}
+        nothing = (not (plan.added or plan.changed or plan.removed) and recorded.get("pb_selector") == selector_id
+                   and recorded.get("pb_layout") == LAYOUT)
         if nothing and plan.active is not None and not rebuild:
             return IndexSummary(plan.active.version, (), (), (), plan.unchanged, 0, _count(cols, "chunks"),
                                 time.perf_counter() - started, dry_run, switched=False, note="index is up to date")
@@ -235,7 +236,8 @@ def _write_version(client: Any, settings: Settings, version: str, docs: list[Doc
             ids=[s.id for s in part],
             embeddings=np.asarray([sent_vecs[s.id] for s in part], dtype=np.float32),
             documents=[s.text for s in part],
-            metadatas=[{"doc_id": s.doc_id, "section": s.section, "start": s.start, "end": s.end} for s in part],
+            metadatas=[{"doc_id": s.doc_id, "section": s.section, "start": s.start, "end": s.end,
+                        "pages": json.dumps([asdict(p) for p in s.pages])} for s in part],
         )
     for i in range(0, len(docs), BATCH):
         part_docs = docs[i : i + BATCH]

@@ -9,8 +9,31 @@ COMPONENTS = ("ERO", "HSI", "OPE", "ICE")
 
 
 @dataclass(frozen=True)
+class Page:
+    """A public page that supports a sentence: its address, the date it is as of, and its title."""
+
+    url: str
+    date: str
+    title: str = ""
+
+
+@dataclass(frozen=True)
+class Footnote:
+    """A program document's footnote: `[^id]: URL (YYYY-MM-DD) "title"`, defined on `line`."""
+
+    id: str
+    page: Page
+    line: int
+
+
+@dataclass(frozen=True)
 class Document:
-    """One corpus file: front matter plus its Markdown body."""
+    """One corpus file: front matter plus its Markdown body.
+
+    `text` is the body without footnote markers or definitions, so offsets into it are what is
+    embedded, searched and quoted. `marks` records where each marker stood: (offset in `text`,
+    footnote id), the offset being where the sentence it follows ends.
+    """
 
     id: str
     title: str
@@ -21,6 +44,24 @@ class Document:
     summary: str
     text: str
     content_hash: str
+    footnotes: tuple[Footnote, ...] = ()
+    marks: tuple[tuple[int, str], ...] = ()
+
+    @property
+    def own_source(self) -> bool:
+        """Whether the document is its own source (its only `sources` entry is its `url`, as for a press release)."""
+        return self.sources == (self.url,)
+
+    def pages(self, start: int, end: int) -> tuple[Page, ...]:
+        """The pages cited by the footnotes of the sentence text[start:end], in marker order.
+
+        A document that is its own source supports every sentence with its own page.
+        """
+        by_id = {f.id: f.page for f in self.footnotes}
+        found = [by_id[i] for at, i in self.marks if start < at <= end and i in by_id]
+        if not found and self.own_source:
+            return (Page(self.url, self.date, self.title),)
+        return tuple(dict.fromkeys(found))
 
 
 @dataclass(frozen=True)
@@ -39,8 +80,11 @@ class Chunk(Span):
     """A retrieval chunk: part of one `##` section."""
 
 
+@dataclass(frozen=True)
 class Sentence(Span):
-    """A quotable sentence."""
+    """A quotable sentence and the pages that support it."""
+
+    pages: tuple[Page, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -55,7 +99,11 @@ class Hit:
 
 @dataclass(frozen=True)
 class Source:
-    """A cited passage: numbered in order of first citation."""
+    """A cited passage, numbered in order of first citation.
+
+    `url` and `date` are the page that supports the quoted sentence and the date it is as of;
+    `doc_url` is the document's own page. `pages` lists every supporting page, `url`'s first.
+    """
 
     n: int
     doc_id: str
@@ -67,6 +115,9 @@ class Source:
     start: int
     end: int
     score: float
+    doc_url: str = ""
+    page_title: str = ""
+    pages: tuple[Page, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -8,6 +8,7 @@ import re
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import gradio as gr
 from fastapi import FastAPI
@@ -68,6 +69,23 @@ def _highlight(text: str, start: int, end: int) -> str:
     return f"{esc(text[:start])}<mark>{esc(text[start:end])}</mark>{esc(text[end:])}"
 
 
+def _link(url: str, text: str) -> str:
+    esc = html.escape
+    return f"<a href='{esc(url, quote=True)}' target='_blank' rel='noopener noreferrer'>{esc(text)}</a>"
+
+
+def page_label(page: dict[str, Any]) -> str:
+    """What a link to a supporting page says: its title, or else its host ("www.gao.gov")."""
+    return page.get("title") or urlparse(page["url"]).netloc or page["url"]
+
+
+def _pages(source: dict[str, Any]) -> list[dict[str, Any]]:
+    """A source's supporting pages, the one in `url` first (older answers carry only `url`)."""
+    pages = [p for p in source.get("pages") or [] if p["url"] != source["url"]]
+    first = {"url": source["url"], "date": source["date"], "title": source.get("page_title", "")}
+    return [first, *pages]
+
+
 def sources_html(assistant: Assistant, record: dict[str, Any] | None, number: int | None) -> str:
     """Numbered cards for one answer's sources; markup in corpus text is shown as text."""
     if not record:
@@ -88,10 +106,12 @@ def sources_html(assistant: Assistant, record: dict[str, Any] | None, number: in
         cards.append(
             f"<article class='pb-card' id='src-{number}-{s['n']}' aria-label='Source {s['n']}'>"
             f"<h3>[{s['n']}] {esc(s['title'])}</h3>"
-            f"<p class='pb-meta'>as of {esc(s['date'])} · section: {esc(s['section'])}</p>"
+            f"<p class='pb-meta'>section: {esc(s['section'])}</p>"
             f"<p class='pb-quote'>{context}</p>"
-            f"<p><a href='{esc(s['url'], quote=True)}' target='_blank' rel='noopener noreferrer'>"
-            f"{esc(s['url'])}</a></p>"
+            + "".join(f"<p class='pb-page'>{label} {_link(page['url'], page_label(page))}, as of {esc(page['date'])}</p>"
+                      for label, page in zip(["Source:"] + ["Also:"] * 9, _pages(s), strict=False))
+            + (f"<p class='pb-program'>{_link(s['doc_url'], 'Program page: ' + s['title'])}</p>"
+               if s.get("doc_url") and s["doc_url"] != s["url"] else "")
             + (f"<details><summary>Show the whole document</summary><div class='pb-doc'>{full}</div></details>" if full else "")
             + "</article>"
         )

@@ -6,6 +6,7 @@ This is the read path. It depends on `store` and the shared types only; building
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -22,7 +23,7 @@ from .errors import IndexMismatchError, IndexNotBuiltError
 from .normalize import Normalizer
 from .settings import Settings
 from .text import content_stems
-from .types import Chunk, Sentence
+from .types import Chunk, Page, Sentence
 
 os.environ.setdefault("TQDM_DISABLE", "1")
 CANDIDATES = 20
@@ -30,6 +31,8 @@ CANDIDATES = 20
 EMBEDDING_KEYS = ("pb_model", "pb_chunk_size", "pb_chunk_overlap", "pb_sentence_text")
 # What a sentence vector embeds (see `chunk.sentence_context`); raise it when that changes.
 SENTENCE_TEXT = "title-section-sentence/1"
+# What a version stores beside the vectors (a sentence's supporting pages); raise it when that changes.
+LAYOUT = "sentence-pages/1"
 
 
 def build_meta(settings: Settings, selector_id: str = "") -> dict[str, Any]:
@@ -40,6 +43,7 @@ def build_meta(settings: Settings, selector_id: str = "") -> dict[str, Any]:
         "pb_chunk_overlap": settings.chunk_overlap,
         "pb_sentence_text": SENTENCE_TEXT,
         "pb_selector": selector_id,
+        "pb_layout": LAYOUT,
     }
 
 
@@ -51,6 +55,12 @@ def check_meta(meta: dict[str, Any], settings: Settings, version: str, selector_
         raise IndexMismatchError(
             f"index version {version} was built with other settings: {', '.join(diffs)}; "
             "run `partnerbot index --rebuild`"
+        )
+    if meta.get("pb_layout") != LAYOUT:
+        raise IndexMismatchError(
+            f"index version {version} was written by another version of partnerbot (layout "
+            f"{meta.get('pb_layout') or 'none'!r}, now {LAYOUT!r}); run `partnerbot index` to rewrite it "
+            "(unchanged text is not re-embedded)"
         )
     if selector_id is not None and meta.get("pb_selector") != selector_id:
         raise IndexMismatchError(
@@ -239,7 +249,8 @@ def load_version(client: Any, settings: Settings, version: str, selector_id: str
     for i in order:
         m = got["metadatas"][i]
         text = docs[m["doc_id"]].text[m["start"] : m["end"]]
-        sentences.append(Sentence(got["ids"][i], m["doc_id"], m["section"], text, int(m["start"]), int(m["end"])))
+        pages = tuple(Page(**p) for p in json.loads(m["pages"]))
+        sentences.append(Sentence(got["ids"][i], m["doc_id"], m["section"], text, int(m["start"]), int(m["end"]), pages))
     vecs = np.asarray([got["embeddings"][i] for i in order], dtype=np.float32).reshape(len(order), -1)
     # A sentence is "as of" its document's date: a question naming that date matches it too.
     dated = {i: date_words(d.date) for i, d in docs.items()}
