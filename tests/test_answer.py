@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from conftest import ROOT
 from partnerbot.answer import Assistant
 from partnerbot.cli import app
+from partnerbot.corpus import load_corpus
 from partnerbot.embed import embed_query
 from partnerbot.errors import InputError
 from partnerbot.evals import load_cases
@@ -56,6 +57,9 @@ IN_SCOPE = [
 ]
 
 
+CORPUS = {d.id: d for d in load_corpus(ROOT / "corpus")}
+
+
 def assert_invariants(assistant: Assistant, answer: Answer) -> None:
     cited = [int(n) for n in CITATION_RE.findall(answer.text)]
     numbers = [s.n for s in answer.sources]
@@ -66,6 +70,9 @@ def assert_invariants(assistant: Assistant, answer: Answer) -> None:
         doc = assistant.document(s.doc_id)
         assert doc.text[s.start : s.end] == s.quote  # verbatim at the recorded offsets
         assert s.quote in answer.text  # the answer quotes the corpus' own words
+        pages = CORPUS[s.doc_id].pages(s.start, s.end)  # read from the corpus files, not the index
+        assert (s.url, s.date) == (pages[0].url, pages[0].date)  # the page its footnote names, and its as-of date
+        assert s.pages == pages and s.doc_url == CORPUS[s.doc_id].url
     if answer.refused:
         assert answer.text == REFUSAL or answer.unavailable or answer.language != "en"
         assert answer.sources == ()
@@ -169,10 +176,12 @@ def test_ask_json_matches_schema(real_index: Path, monkeypatch: pytest.MonkeyPat
     assert data["unavailable"] is False and data["language"] == "en"
     assert isinstance(data["refused"], bool) and data["timings_ms"]["total"] > 0
     for s in data["sources"]:
-        assert set(s) == {"n", "doc_id", "title", "url", "date", "section", "quote", "start", "end", "score"}
+        assert set(s) == {"n", "doc_id", "title", "url", "date", "section", "quote", "start", "end", "score", "doc_url",
+                          "page_title", "pages"}
+        assert s["pages"][0] == {"url": s["url"], "date": s["date"], "title": s["page_title"]}
         assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", s["date"]) and s["url"].startswith("https://")
     plain = CliRunner().invoke(app, ["ask", "What is HERO Corps?"])
-    assert "[1]" in plain.output and "as of" in plain.output
+    assert "[1]" in plain.output and "Source: https://" in plain.output and "as of" in plain.output
     empty = CliRunner().invoke(app, ["ask", "  "])
     assert empty.exit_code == 1 and "empty" in empty.output
 
@@ -189,3 +198,15 @@ def test_citation_invariants_hold_for_any_question(assistant: Assistant, questio
     except InputError:
         return
     assert_invariants(assistant, answer)
+
+
+def test_every_eval_answer_cites_the_page_behind_each_quoted_sentence(assistant: Assistant) -> None:
+    cases = load_cases([ROOT / "evals"])
+    cited = 0
+    for case in cases:
+        if case.input_error:
+            continue
+        answer = assistant.ask(case.question, list(case.history))
+        assert_invariants(assistant, answer)  # url/date/pages are the quoted sentence's footnote pages
+        cited += len(answer.sources)
+    assert cited >= len(cases) // 2  # the check ran over real citations, not only refusals

@@ -214,3 +214,21 @@ def test_corrupt_pointer_says_how_to_recover(tmp_path: Path, tiny_corpus: Path, 
     assert build_index(s, rebuild=True).switched
     shutil.rmtree(s.data_dir / "bm25")
     assert "4817" in ask(s, "How many spare lighthouse lamps does the Alpha Program keep?")  # BM25 rebuilt from the store
+
+
+def test_answers_cite_the_footnoted_page_and_a_changed_footnote_needs_no_re_embedding(
+    tmp_path: Path, tiny_corpus: Path, model: object
+) -> None:
+    s = settings_for(tmp_path, tiny_corpus)
+    build_index(s)
+    answer = Assistant(s, pointer_check_seconds=0).ask("How many telescopes had the Gamma Office lent?")
+    [source] = [x for x in answer.sources if "9,300" in x.quote]
+    assert "[^" not in source.quote and "[^" not in answer.text
+    assert (source.url, source.date, source.doc_url) == (
+        "https://example.gov/reports/gamma-2019", "2019-04-02", "https://example.gov/gamma")
+    gamma = tiny_corpus / "gamma.md"
+    gamma.write_text(gamma.read_text().replace("(2019-04-02)", "(2019-05-06) \"Gamma annual report\""))
+    summary = build_index(s)
+    assert summary.changed == ("gamma",) and summary.chunks_embedded == 0  # the text is the same: nothing re-embedded
+    source = Assistant(s, pointer_check_seconds=0).ask("How many telescopes had the Gamma Office lent?").sources[0]
+    assert (source.date, source.page_title) == ("2019-05-06", "Gamma annual report")
