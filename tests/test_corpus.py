@@ -233,3 +233,22 @@ def test_every_program_sentence_has_a_dated_supporting_page() -> None:
                 assert page.url in doc.sources and re.fullmatch(r"\d{4}-\d{2}-\d{2}", page.date), (doc.id, page)
         if not doc.own_source:
             assert doc.footnotes, doc.id
+
+
+def test_corpus_sources_document_matches_the_footnotes(tmp_path: Path) -> None:
+    from partnerbot.corpus import with_footnote_listing
+
+    docs = load_corpus(ROOT / "corpus")
+    current = (ROOT / "docs" / "corpus-sources.md").read_text(encoding="utf-8")
+    assert with_footnote_listing(current, docs) == current, "run `partnerbot corpus sources --write docs/corpus-sources.md`"
+    for doc in docs:
+        for f in doc.footnotes:
+            assert f"<{f.page.url}>" in current and f"as of {f.page.date}" in current
+    # The command rewrites only its own block, and the result is stable.
+    target = write(tmp_path, "sources.md", "# Notes\n\nHand-written.\n")
+    result = CliRunner().invoke(app, ["corpus", "sources", "--write", str(target)])
+    assert result.exit_code == 0, result.output
+    once = target.read_text()
+    assert once.startswith("# Notes\n\nHand-written.\n") and "### 287g.md" in once
+    CliRunner().invoke(app, ["corpus", "sources", "--write", str(target)])
+    assert target.read_text() == once

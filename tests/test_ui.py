@@ -14,6 +14,7 @@ import httpx
 from playwright.sync_api import Browser, Page, expect
 
 from conftest import ARTIFACTS, ROOT, Server, cli_env
+from partnerbot.corpus import load_corpus
 from partnerbot.evals import load_cases
 from partnerbot.index import build_index
 from partnerbot.settings import Settings
@@ -72,7 +73,25 @@ def test_browser_chat_sources_selection_and_script_safety(server: Server, browse
     expect(card).to_contain_text("Border Enforcement Security Task Forces")
     expect(card).to_contain_text("as of 20")
     expect(card.locator(".pb-quote mark")).to_contain_text("2005")
-    expect(card.locator("a")).to_have_attribute("href", "https://www.ice.gov/best")
+    # The card links the page behind the quoted sentence (its footnote), and the program's own page.
+    best = next(d for d in load_corpus(ROOT / "corpus") if d.id == "best")
+    quote = card.locator(".pb-quote mark").inner_text()
+    start = best.text.index(quote)
+    supporting = best.pages(start, start + len(quote))[0]
+    link = card.locator(".pb-page a").first
+    expect(link).to_have_attribute("href", supporting.url)
+    expect(card.locator(".pb-page").first).to_contain_text(f"as of {supporting.date}")
+    if supporting.url != best.url:
+        expect(card.locator(".pb-program a")).to_have_attribute("href", "https://www.ice.gov/best")
+    # No internet here: the public page is served by a stand-in, so the test sees the link open in a new tab.
+    page.context.route(supporting.url, lambda route: route.fulfill(status=200, content_type="text/html",
+                                                                   body="<title>supporting page</title>"))
+    with page.expect_popup() as opened:
+        link.click()
+    popup = opened.value
+    popup.wait_for_load_state()
+    assert popup.url == supporting.url and popup.title() == "supporting page"
+    popup.close()
 
     ask_in_page(page, "What is HERO Corps?", 1)
     expect(page.locator("#sources")).to_contain_text("HERO Corps")

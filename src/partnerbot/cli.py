@@ -55,6 +55,29 @@ def corpus_check(corpus: Annotated[Path | None, typer.Option(help="Corpus folder
     out.print(f"corpus OK: {len(docs)} documents in {settings.corpus_dir}")
 
 
+@corpus_app.command("sources")
+def corpus_sources(
+    write: Annotated[Path | None, typer.Option(help="Update the generated listing in this file (e.g. docs/corpus-sources.md).")] = None,
+    corpus: Annotated[Path | None, typer.Option(help="Corpus folder.")] = None,
+) -> None:
+    """List the pages each program document cites, with their as-of dates.
+
+    Example: partnerbot corpus sources --write docs/corpus-sources.md
+    """
+    from .corpus import footnote_listing, load_corpus, with_footnote_listing
+
+    try:
+        docs = load_corpus(_settings(corpus_dir=corpus).corpus_dir)
+    except PartnerbotError as exc:
+        _fail(exc)
+    if write is None:
+        sys.stdout.write(footnote_listing(docs))
+        return
+    current = write.read_text(encoding="utf-8") if write.exists() else ""
+    write.write_text(with_footnote_listing(current, docs), encoding="utf-8")
+    out.print(f"updated the footnote listing in {write}")
+
+
 @app.command()
 def index(
     rebuild: Annotated[bool, typer.Option(help="Ignore the active version and embed everything.")] = False,
