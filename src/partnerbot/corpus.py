@@ -5,10 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, Any
 from urllib.parse import urlparse
 
 import yaml
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationError
 
 from .errors import CorpusError, CorpusErrors
 from .split import split_sentences
@@ -38,6 +41,96 @@ def _field_line(front: str, field: str) -> int | None:
         if line.startswith(f"{field}:"):
             return i + 2
     return None
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML's safe loader, with dates kept as text so that a bad one is reported, not raised."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    key: [r for r in resolvers if r[0] != "tag:yaml.org,2002:timestamp"]
+    for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+@dataclass(frozen=True)
+class _Problem:
+    field: str
+    message: str
+
+
+def _url(value: object) -> object:
+    if not _valid_url(value):
+        raise ValueError(f"not a well-formed http(s) URL: {value!r}")
+    return value
+
+
+def _iso_date(value: object) -> str:
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return value.isoformat()
+    if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        try:
+            return dt.date.fromisoformat(value).isoformat()
+        except ValueError:
+            pass
+    raise ValueError(f"must be an ISO date YYYY-MM-DD, got {value!r}")
+
+
+def _component(value: str) -> str:
+    if value not in COMPONENTS:
+        raise ValueError(f"must be one of {', '.join(COMPONENTS)}, got {value!r}")
+    return value
+
+
+def _text(value: object) -> object:
+    if isinstance(value, str) and not value.strip():
+        raise ValueError("required field is missing or empty")
+    return value
+
+
+_Url = Annotated[str, BeforeValidator(_url)]
+_Text = Annotated[str, AfterValidator(_text)]
+
+
+class FrontMatter(BaseModel):
+    """A corpus document's YAML front matter; unknown fields are errors."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    id: Annotated[str, StringConstraints(pattern=ID_RE.pattern)]
+    title: _Text
+    url: _Url
+    date: Annotated[str, BeforeValidator(_iso_date)]
+    component: Annotated[str, AfterValidator(_component)]
+    sources: Annotated[list[_Url], Field(min_length=1)]
+    summary: _Text
+
+
+def front_matter_problems(meta: dict[Any, Any]) -> list[_Problem]:
+    """What is wrong with a front-matter mapping, one problem per field, in plain words."""
+    try:
+        FrontMatter.model_validate(meta)
+    except ValidationError as exc:
+        return [_explain(e, meta) for e in exc.errors()]
+    return []
+
+
+def _explain(error: Any, meta: dict[Any, Any]) -> _Problem:
+    """A pydantic error as the message a corpus author needs."""
+    field = str(error["loc"][0]) if error["loc"] else "front matter"
+    value = meta.get(field)
+    kind = error["type"]
+    if kind == "missing" or value is None or value == "" or value == []:
+        return _Problem(field, "required field is missing or empty")
+    if kind == "extra_forbidden":
+        return _Problem(field, f"unknown field (allowed: {', '.join(REQUIRED)})")
+    if kind == "value_error":
+        return _Problem(field, str(error["ctx"]["error"]))
+    if field == "id":
+        return _Problem(field, f"must be lower-case letters, digits and hyphens, got {value!r}")
+    if field == "sources":
+        return _Problem(field, "must be a list of URLs")
+    return _Problem(field, "must be a string" if kind == "string_type" else error["msg"])
 
 
 def _valid_url(value: object) -> bool:
@@ -74,7 +167,7 @@ def parse_document(path: Path) -> Document:
         raise CorpusErrors([CorpusError(path, "front matter is not closed by a '---' line", line=1)]) from None
     front = "\n".join(lines[1:close])
     try:
-        meta = yaml.safe_load(front)
+        meta = yaml.load(front, Loader=_Loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 2 if mark is not None else 1
@@ -83,50 +176,15 @@ def parse_document(path: Path) -> Document:
     if not isinstance(meta, dict):
         raise CorpusErrors([CorpusError(path, "front matter must be a YAML mapping", line=2)])
 
-    def err(field: str | None, message: str) -> None:
-        line = _field_line(front, field) if field else None
-        errors.append(CorpusError(path, message, field=field, line=line or (1 if field in REQUIRED else None)))
-
-    for key in meta:
-        if key not in REQUIRED:
-            err(str(key), f"unknown field (allowed: {', '.join(REQUIRED)})")
-    for key in REQUIRED:
-        value = meta.get(key)
-        if value is None or value == "" or value == []:
-            errors.append(CorpusError(path, "required field is missing or empty", field=key, line=_field_line(front, key) or 1))
+    for problem in front_matter_problems(meta):
+        errors.append(CorpusError(path, problem.message, field=problem.field,
+                                  line=_field_line(front, problem.field) or 1))
     doc_id = meta.get("id")
-    if doc_id is not None:
-        if not isinstance(doc_id, str) or not ID_RE.match(doc_id):
-            err("id", f"must be lower-case letters, digits and hyphens, got {doc_id!r}")
-        elif doc_id != path.stem:
-            err("id", f"'{doc_id}' does not match the file name '{path.stem}'")
-    for key in ("title", "summary"):
-        if meta.get(key) is not None and not isinstance(meta[key], str):
-            err(key, "must be a string")
+    if isinstance(doc_id, str) and ID_RE.match(doc_id) and doc_id != path.stem:
+        errors.append(CorpusError(path, f"'{doc_id}' does not match the file name '{path.stem}'", field="id",
+                                  line=_field_line(front, "id")))
     date = meta.get("date")
-    if date is not None:
-        if isinstance(date, dt.datetime) or not isinstance(date, (dt.date, str)):
-            err("date", f"must be an ISO date YYYY-MM-DD, got {date!r}")
-        elif isinstance(date, str):
-            try:
-                dt.date.fromisoformat(date)
-                if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", date):
-                    raise ValueError
-            except ValueError:
-                err("date", f"must be an ISO date YYYY-MM-DD, got {date!r}")
-    if meta.get("url") is not None and not _valid_url(meta["url"]):
-        err("url", f"not a well-formed http(s) URL: {meta['url']!r}")
-    component = meta.get("component")
-    if component is not None and component not in COMPONENTS:
-        err("component", f"must be one of {', '.join(COMPONENTS)}, got {component!r}")
     sources = meta.get("sources")
-    if sources is not None and sources != []:
-        if not isinstance(sources, list):
-            err("sources", "must be a list of URLs")
-        else:
-            for s in sources:
-                if not _valid_url(s):
-                    err("sources", f"not a well-formed http(s) URL: {s!r}")
     raw_body = "\n".join(lines[close + 1 :])
     body = raw_body.strip("\n")
     body_line = close + 2 + (len(raw_body) - len(raw_body.lstrip("\n")))
@@ -140,9 +198,10 @@ def parse_document(path: Path) -> Document:
         line = close + 2 + body[:offset].count("\n")
         errors.append(CorpusError(path, "the body contains control characters; it must be plain text", field="body", line=line))
     else:
-        own_source = isinstance(sources, list) and sources == [meta.get("url")]
-        text, footnotes, marks, problems = read_footnotes(body, body_line, sources if isinstance(sources, list) else [],
-                                                          require=not own_source)
+        listed = sources if isinstance(sources, list) else []
+        # A document whose only source is its own page needs no footnotes (nor does one whose sources are broken).
+        text, footnotes, marks, problems = read_footnotes(body, body_line, listed,
+                                                          require=bool(listed) and listed != [meta.get("url")])
         errors.extend(CorpusError(path, message, field="footnotes", line=line) for line, message in problems)
     if errors:
         failure = CorpusErrors(errors)
@@ -153,7 +212,7 @@ def parse_document(path: Path) -> Document:
         title=meta["title"].strip(),
         url=meta["url"],
         date=str(date),
-        component=str(component),
+        component=str(meta["component"]),
         sources=tuple(sources or ()),
         summary=meta["summary"].strip(),
         text=text,
