@@ -85,7 +85,7 @@ def _plan(client: Any, settings: Settings, docs: list[Document], rebuild: bool) 
         except IndexNotBuiltError:
             active, cols = None, None
         if cols is not None and active is not None:
-            check_meta(cols["chunks"].metadata or {}, settings, active.version)
+            check_meta(cols["chunks"].metadata or {}, settings, active.version, readable=False)
             got = cols["docs"].get(include=["metadatas"])
             old_hashes = {i: m["content_hash"] for i, m in zip(got["ids"], got["metadatas"], strict=True)}
     new = {d.id: d.content_hash for d in docs}

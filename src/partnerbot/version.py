@@ -47,8 +47,12 @@ def build_meta(settings: Settings, selector_id: str = "") -> dict[str, Any]:
     }
 
 
-def check_meta(meta: dict[str, Any], settings: Settings, version: str, selector_id: str | None = None) -> None:
-    """Raise `IndexMismatchError` unless `meta` was built with the current settings (and selector, if given)."""
+def check_meta(meta: dict[str, Any], settings: Settings, version: str, selector_id: str | None = None,
+               readable: bool = True) -> None:
+    """Raise `IndexMismatchError` unless `meta` was built with the current settings (and selector, if given).
+
+    `readable` also requires this version's layout; a build only needs the vectors to be reusable.
+    """
     want = build_meta(settings)
     diffs = [f"{k[3:]}={meta.get(k)!r} (now {want[k]!r})" for k in EMBEDDING_KEYS if meta.get(k) != want[k]]
     if diffs:
@@ -56,7 +60,7 @@ def check_meta(meta: dict[str, Any], settings: Settings, version: str, selector_
             f"index version {version} was built with other settings: {', '.join(diffs)}; "
             "run `partnerbot index --rebuild`"
         )
-    if meta.get("pb_layout") != LAYOUT:
+    if readable and meta.get("pb_layout") != LAYOUT:
         raise IndexMismatchError(
             f"index version {version} was written by another version of partnerbot (layout "
             f"{meta.get('pb_layout') or 'none'!r}, now {LAYOUT!r}); run `partnerbot index` to rewrite it "
