@@ -183,7 +183,7 @@ def ask(
     for s in answer.sources:
         out.print(f"\n[{s.n}] {s.title} - {s.section}\n    \"{s.quote}\"\n    Source: {s.url} (as of {s.date})"
                   + (f"\n    Program page: {s.doc_url}" if s.doc_url and s.doc_url != s.url else ""),
-                  highlight=False, markup=False)
+                  highlight=False, markup=False, soft_wrap=True)  # soft wrap: addresses stay whole
 
 
 @app.command()
