@@ -356,7 +356,7 @@ def report_unanswered(
     except PartnerbotError as exc:
         _fail(exc)
     for place in damaged:
-        err.print(f"skipped a damaged line: {place}", highlight=False, markup=False)
+        err.print(f"skipped a damaged line: {place}", highlight=False, markup=False, soft_wrap=True)
     if not entries:
         note = "" if settings.log_unanswered else " (the log is off: set PARTNERBOT_LOG_UNANSWERED=1 to keep them)"
         out.print(f"no unanswered questions in {settings.unanswered_path}"
@@ -368,7 +368,7 @@ def report_unanswered(
                   highlight=False)
     if html_out:
         html_out.write_text(render_unanswered_html(groups, len(entries), day), encoding="utf-8")
-        out.print(f"wrote {html_out}", highlight=False, markup=False)
+        out.print(f"wrote {html_out}", highlight=False, markup=False, soft_wrap=True)
 
 
 def main() -> None:  # pragma: no cover
