@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pexpect
 import pytest
 from typer.testing import CliRunner
 
-from conftest import ROOT, Server, cli_env, free_port
+from conftest import ROOT, Server, cli_env, free_port, wait_http
 from partnerbot.cli import app
 from partnerbot.phrases import REFUSAL
 
@@ -80,9 +81,19 @@ def test_ask_url_gives_the_same_json_and_exit_codes_as_local(server: Server, rea
     assert code == 1 and "empty" in err
 
 
-def test_ask_url_reports_an_unreachable_server_as_unavailable() -> None:
+def test_ask_url_tells_an_unreachable_server_from_one_that_is_not_partnerbot(tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     code, out, err = _ask("What is HERO Corps?", "--url", url, "--json")
     assert code == 4 and out == "" and f"cannot reach the partnerbot server at {url}" in " ".join(err.split())
+    port = free_port()
+    other = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"], cwd=tmp_path,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/", 30, other)
+        code, out, err = _ask("What is HERO Corps?", "--url", f"http://127.0.0.1:{port}", "--json")
+        assert code == 1 and out == "" and "did not answer as a partnerbot server" in " ".join(err.split())
+    finally:
+        other.terminate()
+        other.wait(10)
     code, _, err = _ask("What is HERO Corps?", "--url", url, "--retriever", "bm25")
     assert code == 1 and "--retriever applies to the local assistant" in err

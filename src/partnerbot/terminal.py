@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.text import Text
 
-from .answer import Assistant
 from .errors import InputError, PartnerbotError
 from .types import Answer, Source
+
+if TYPE_CHECKING:  # `ask --url` prints answers without loading the answering stack
+    from .answer import Assistant
 
 HELP = ("Commands: /sources n shows source n of the last answer in full, /sources lists them, "
         "/new starts a new conversation, /help shows this; Ctrl-D leaves.")
