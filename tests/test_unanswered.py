@@ -6,6 +6,7 @@ import datetime as dt
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from conftest import ROOT, Server
@@ -104,6 +105,8 @@ def test_report_command_filters_by_date_writes_html_and_names_damaged_lines(tmp_
     assert bad.exit_code == 2 and "--since" in bad.output
 
 
-def test_report_says_when_there_is_nothing_and_the_log_is_off() -> None:
+def test_report_says_when_there_is_nothing_and_the_log_is_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PARTNERBOT_UNANSWERED_LOG", "")  # empty means the default place
+    assert Settings().unanswered_path == Settings().data_dir / "unanswered.jsonl"
     result = CliRunner().invoke(app, ["report", "unanswered"])
     assert result.exit_code == 0 and "set PARTNERBOT_LOG_UNANSWERED=1" in " ".join(result.stdout.split())

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -52,6 +52,11 @@ class Settings(BaseSettings):
     unanswered_max_bytes: int = Field(1_000_000, ge=1000, description="Size at which the unanswered log is rotated.")
     unanswered_backups: int = Field(
         2, ge=1, le=20, description="Rotated unanswered logs kept; the oldest beyond this number is deleted.")
+
+    @field_validator("unanswered_log", mode="before")
+    @classmethod
+    def _empty_is_default(cls, value: object) -> object:
+        return None if value == "" else value
 
     @property
     def model_path(self) -> str:
