@@ -149,13 +149,13 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-ne
 class Server:
     """A `partnerbot serve` subprocess on a free loopback port."""
 
-    def __init__(self, data_dir: Path, corpus: Path, chroma_url: str = ""):
+    def __init__(self, data_dir: Path, corpus: Path, chroma_url: str = "", extra_env: dict[str, str] | None = None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.data_dir = data_dir
         self.gradio_tmp = data_dir.parent / f"gradio-{self.port}"  # where Gradio would store uploads
         env = cli_env(data_dir, corpus, chroma_url) | {"PARTNERBOT_PORT": str(self.port),
-                                                        "GRADIO_TEMP_DIR": str(self.gradio_tmp)}
+                                                        "GRADIO_TEMP_DIR": str(self.gradio_tmp)} | (extra_env or {})
         self.log = open(data_dir.parent / f"serve-{self.port}.log", "wb")  # noqa: SIM115
         self.proc = subprocess.Popen([sys.executable, "-m", "partnerbot.cli", "serve"], env=env,
                                      stdout=self.log, stderr=subprocess.STDOUT)

@@ -147,6 +147,37 @@ def test_invalid_cases_name_file_and_case(tmp_path: Path, text: str, message: st
     assert str(path) in str(info.value) and message in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("- id: a\n  question: q\n  history:\n    - fine\n    - 3\n",
+         ":5: case 'a': 'history' item 2: input should be a valid string"),
+        ("- id: a\n  question: q\n  refuse: 'yes'\n", ":3: case 'a': 'refuse': input should be a valid boolean"),
+        ("- id: a\n  question: q\n  facts: [2005, {a: 1}]\n", ":3: case 'a': 'facts' item 2: must be a text or a number"),
+        ("- id: a\n  question: '   '\n", ":2: case 'a': missing 'question'"),
+        ("- id: a\n  question: q\n- just a line\n", ":3: case #2: each case must be a mapping"),
+        ("- id: a\n  question: q\n  refuse: true\n  sources: [alpha]\n",
+         ":1: case 'a': a refuse or input_error case has no sources, facts or evidence"),
+        ("- question: q\n  colour: red\n  evidence: ['']\n",
+         ":1: case #1: unknown key(s) colour (allowed: evidence, facts, history, id, input_error, question, refuse, "
+         "sources) (line 2); missing 'id'; 'evidence' item 1: must not be blank"),
+    ],
+)
+def test_invalid_cases_name_the_line_and_field(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(EvalError) as info:
+        load_cases([path], doc_ids={"alpha"})
+    assert f"{path}{message}" in str(info.value)
+
+
+def test_cases_accept_numbers_as_facts_and_empty_lists(tmp_path: Path) -> None:
+    path = tmp_path / "ok.yaml"
+    path.write_text("- id: a\n  question: q\n  history:\n  facts: [2005, [Laredo, 1.5]]\n")
+    (case,) = load_cases([path])
+    assert case.history == () and case.facts == (("2005",), ("Laredo", "1.5"))
+
+
 def test_reindex_gate_refuses_a_breaking_edit(tiny_index: Path, tiny_corpus: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     good = tiny_index.parent / "gate.yaml"
     good.write_text("- id: alpha-number\n  question: How many spare lighthouse lamps does the Alpha Program keep?\n"

@@ -68,6 +68,9 @@ def test_chroma_outage_gives_clear_message_and_recovers(tmp_path: Path, tiny_cor
         cli = CliRunner().invoke(app, ["ask", SECRET, "--json"], env=env)
         assert cli.exit_code == 4 and "temporarily unavailable" in cli.output
         assert json.loads(cli.stdout)["unavailable"] is True
+        remote = CliRunner().invoke(app, ["ask", SECRET, "--json", "--url", srv.url], env=env)
+        assert remote.exit_code == 4 and "temporarily unavailable" in remote.stderr
+        assert json.loads(remote.stdout) | {"timings_ms": {}} == json.loads(cli.stdout) | {"timings_ms": {}}
         assert "Traceback" not in json.dumps(down) and "/" not in down["answer"]
         assert httpx.get(f"{srv.url}/healthz").status_code == 503
         chroma_server.start()

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from . import heuristic, refusal, store
+from . import heuristic, refusal, store, unanswered
 from .embed import embed_query
 from .errors import IndexNotBuiltError, InputError, StoreUnavailableError
 from .features import Candidates, Query, featurize
@@ -102,13 +102,17 @@ class Assistant:
     """Answers questions from the active index version; reloads when the version switches."""
 
     def __init__(self, settings: Settings, pointer_check_seconds: float = 1.0, version: str | None = None,
-                 check_selector: bool = True):
+                 check_selector: bool = True, front_end: bool = False):
         """`version` pins one index version (the eval gate); by default the active one is followed.
 
         `check_selector=False` skips the check that the version records the installed selector
         (the reindex gate and `partnerbot tune` read versions built with an earlier one).
+        `front_end=True` marks an assistant that answers people (the chat page, `ask`, `chat`): only its
+        refusals go to the unanswered log, and only when `settings.log_unanswered` is on. Evaluation
+        runs leave it off, so their refuse cases never pass for questions from the public.
         """
         self.settings = settings
+        self._log_unanswered = front_end and settings.log_unanswered
         self._pinned = version
         self._check_selector = check_selector
         self._lock = threading.Lock()
@@ -203,6 +207,7 @@ class Assistant:
             state = self._current()
             reply = foreign_reply(q, state.normalizer.vocabulary)
             if reply is not None:
+                self._unanswered(q)
                 return Answer(q, reply.text, (), True, {"total": _ms(t0)}, (), state.version, language=reply.code)
             t1 = time.perf_counter()
             prepared = self.prepare(q, turns)
@@ -218,8 +223,14 @@ class Assistant:
                    "total": (t3 - t0) * 1000}
         doc_ids = tuple(dict.fromkeys(h.chunk.doc_id for h in prepared.hits))
         if not sources:
+            self._unanswered(q)
             return Answer(q, REFUSAL, (), True, timings, doc_ids, state.version, evidence=evidence)
         return Answer(q, text, tuple(sources), False, timings, doc_ids, state.version, evidence=evidence)
+
+    def _unanswered(self, question: str) -> None:
+        """Record a refused question: the one place every front end's refusals are logged."""
+        if self._log_unanswered:
+            unanswered.record(self.settings, question)
 
     def _choose(self, prepared: Prepared) -> tuple[list[tuple[int, float]], dict[str, float]]:
         """The answer sentences (none = refuse) and the evidence behind the decision."""

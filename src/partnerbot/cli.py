@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sys
 from pathlib import Path
@@ -10,15 +11,17 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from .errors import CorpusErrors, PartnerbotError
+from .errors import CorpusErrors, PartnerbotError, StoreUnavailableError
 from .settings import Settings
 
 app = typer.Typer(help="partnerbot: cited answers about ICE partnership programs.", no_args_is_help=True,
                   add_completion=False, pretty_exceptions_enable=False)
 corpus_app = typer.Typer(help="Check the corpus.", no_args_is_help=True)
 feedback_app = typer.Typer(help="Work with the feedback log.", no_args_is_help=True)
+report_app = typer.Typer(help="Reports for maintainers.", no_args_is_help=True)
 app.add_typer(corpus_app, name="corpus")
 app.add_typer(feedback_app, name="feedback")
+app.add_typer(report_app, name="report")
 out = Console()
 err = Console(stderr=True)
 EVALS = Path("evals")
@@ -159,17 +162,32 @@ def ask(
     history: Annotated[list[str] | None, typer.Option("--history", help="An earlier question (repeatable).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the answer as JSON.")] = False,
     retriever: Annotated[str | None, typer.Option(help="hybrid, dense or bm25.")] = None,
+    url: Annotated[str | None, typer.Option(
+        help="Ask the partnerbot server at this address (its /ask endpoint) instead of loading the model.")] = None,
 ) -> None:
     """Answer one question from the corpus, with numbered sources.
 
-    Exit codes: 0 answered or declined, 1 error, 4 the document store is unavailable.
+    Exit codes: 0 answered or declined, 1 error, 4 the document store (or, with --url, the server) is unavailable.
 
     Example: partnerbot ask "When were they created?" --history "What is BEST?"
+             partnerbot ask "What is HERO Corps?" --url http://127.0.0.1:7860 --json
     """
-    from .answer import Assistant
+    from .terminal import print_answer
 
     try:
-        answer = Assistant(_settings(retriever=retriever)).ask(question, history or [])
+        if url:
+            if retriever:
+                raise PartnerbotError("--retriever applies to the local assistant; a server answers with its own settings")
+            from .remote import ask as ask_server
+
+            answer = ask_server(url, question, history or [])
+        else:
+            from .answer import Assistant
+
+            answer = Assistant(_settings(retriever=retriever), front_end=True).ask(question, history or [])
+    except StoreUnavailableError as exc:
+        err.print(f"Error: {exc}", highlight=False, markup=False, soft_wrap=True)
+        raise typer.Exit(4) from exc
     except PartnerbotError as exc:
         _fail(exc)
     if as_json:
@@ -177,13 +195,38 @@ def ask(
     if answer.unavailable:  # an outage is not a refusal: say so, and exit with its own code
         err.print(f"Error: {answer.text}", highlight=False, markup=False)
         raise typer.Exit(4)
-    if as_json:
-        return
-    out.print(answer.text, highlight=False, markup=False)
-    for s in answer.sources:
-        out.print(f"\n[{s.n}] {s.title} - {s.section}\n    \"{s.quote}\"\n    Source: {s.url} (as of {s.date})"
-                  + (f"\n    Program page: {s.doc_url}" if s.doc_url and s.doc_url != s.url else ""),
-                  highlight=False, markup=False, soft_wrap=True)  # soft wrap: addresses stay whole
+    if not as_json:
+        print_answer(out, answer)
+
+
+@app.command()
+def chat() -> None:
+    """Hold a conversation in the terminal: follow-ups use the earlier questions, answers list their sources.
+
+    Commands: /sources n (source n of the last answer in full), /sources, /new (a new conversation),
+    /help; Ctrl-D leaves. Exit codes: 0 left, 1 error, 4 the document store is unavailable.
+
+    Example: partnerbot chat
+    """
+    import readline  # noqa: F401  (line editing and recall for input())
+
+    from .answer import Assistant
+    from .embed import embed_model
+    from .terminal import chat as converse
+
+    try:
+        settings = _settings()
+        with err.status("Loading the model and the index..."):
+            assistant = Assistant(settings, front_end=True)
+            assistant.doc_ids()  # the active index version
+            embed_model(settings)
+    except StoreUnavailableError as exc:
+        err.print(f"Error: {exc}", highlight=False, markup=False, soft_wrap=True)
+        raise typer.Exit(4) from exc
+    except PartnerbotError as exc:
+        _fail(exc)
+    out.print(f"partnerbot: index {assistant.version}. Ask about the ICE partnership programs.", highlight=False)
+    converse(assistant, out, lambda: input("you> "))
 
 
 @app.command()
@@ -310,6 +353,45 @@ def feedback_export(
     except PartnerbotError as exc:
         _fail(exc)
     out.print(f"wrote {n} case(s) to {to_evals}; review them before use")
+
+
+@report_app.command("unanswered")
+def report_unanswered(
+    since: Annotated[dt.datetime | None, typer.Option(
+        formats=["%Y-%m-%d"], help="Only questions logged on or after this date (YYYY-MM-DD).")] = None,
+    html_out: Annotated[Path | None, typer.Option("--html", help="Also write the report as an HTML page.")] = None,
+) -> None:
+    """List the questions partnerbot refused, grouped by similarity, the most frequent group first.
+
+    They are logged only while PARTNERBOT_LOG_UNANSWERED=1 is set for `serve`, `ask` or `chat`.
+
+    Example: partnerbot report unanswered --since 2026-11-01 --html unanswered.html
+    """
+    from .report import print_unanswered, render_unanswered_html
+    from .unanswered import group, read
+
+    day = since.date() if since else None
+    try:
+        settings = _settings()
+        entries, damaged = read(settings, day)
+        with err.status("Grouping the questions (loading the model)..."):
+            groups, left_out = group(settings, entries)
+    except PartnerbotError as exc:
+        _fail(exc)
+    for place in damaged:
+        err.print(f"skipped a damaged line: {place}", highlight=False, markup=False, soft_wrap=True)
+    if not entries:
+        note = "" if settings.log_unanswered else " (the log is off: set PARTNERBOT_LOG_UNANSWERED=1 to keep them)"
+        out.print(f"no unanswered questions in {settings.unanswered_path}"
+                  + (f" since {day.isoformat()}" if day else "") + note, highlight=False, markup=False)
+    else:
+        print_unanswered(groups, out, len(entries), day)
+    if left_out:
+        err.print(f"{left_out} rarer distinct wording(s) were left out of the grouping; narrow it with --since",
+                  highlight=False)
+    if html_out:
+        html_out.write_text(render_unanswered_html(groups, len(entries), day), encoding="utf-8")
+        out.print(f"wrote {html_out}", highlight=False, markup=False, soft_wrap=True)
 
 
 def main() -> None:  # pragma: no cover

@@ -1,4 +1,7 @@
-"""The staff evaluation harness: cases in YAML, small checks, metrics, comparisons and gates."""
+"""The staff evaluation harness: small checks on each case's answer, metrics, comparisons and gates.
+
+The cases themselves (their format, loading and validation) live in `cases`.
+"""
 
 from __future__ import annotations
 
@@ -6,47 +9,17 @@ import re
 import statistics
 import time
 import tomllib
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from .cases import Case, Span, load_cases, locate_evidence
 from .errors import EvalError, InputError
 from .phrases import CITATION_RE
 from .types import Answer
 
-CASE_KEYS = {"id", "question", "history", "sources", "facts", "evidence", "refuse", "input_error"}
 STATUSES = ("answered", "refused", "input_error", "unavailable")
-
-
-@dataclass(frozen=True)
-class Case:
-    """One evaluation case (the fixed YAML format)."""
-
-    id: str
-    question: str
-    history: tuple[str, ...] = ()
-    sources: tuple[str, ...] = ()
-    facts: tuple[tuple[str, ...], ...] = ()
-    evidence: tuple[str, ...] = ()
-    refuse: bool = False
-    input_error: bool = False
-    file: str = ""
-
-    @property
-    def in_scope(self) -> bool:
-        return not (self.refuse or self.input_error)
-
-
-@dataclass(frozen=True)
-class Span:
-    """Where an evidence quote sits in the corpus."""
-
-    doc_id: str
-    start: int
-    end: int
 
 
 @dataclass
@@ -72,129 +45,6 @@ class CaseResult:
     in_scope: bool = True
     has_evidence: bool = False
     gold: list[bool] = field(default_factory=list)  # per answer sentence: does it hold gold evidence?
-
-
-def case_files(paths: Sequence[Path]) -> list[Path]:
-    """The YAML files named, with each directory replaced by the `*.yaml` files under it (sorted)."""
-    files: list[Path] = []
-    for path in map(Path, paths):
-        if path.is_dir():
-            files.extend(sorted(path.rglob("*.yaml")))
-        elif path.exists():
-            files.append(path)
-        else:
-            raise EvalError(f"{path}: no such cases file or folder")
-    return files
-
-
-def _key(question: str, history: Sequence[str]) -> tuple[str, ...]:
-    """What makes two cases the same case: their words, in order, ignoring case and punctuation."""
-    return tuple(" ".join(re.findall(r"[a-z0-9]+", t.lower())) for t in (*history, question))
-
-
-def load_cases(paths: Sequence[Path], doc_ids: Iterable[str] | None = None) -> list[Case]:
-    """Read and validate case files (or folders of them).
-
-    Raises:
-        EvalError: unknown keys, a missing question, duplicate ids, duplicate cases (the same question
-            and history) or unknown doc ids, naming the file and the case.
-    """
-    known = set(doc_ids) if doc_ids is not None else None
-    cases: list[Case] = []
-    seen: dict[str, str] = {}
-    asked: dict[tuple[str, ...], str] = {}
-    for path in case_files(paths):
-        try:
-            raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError) as exc:
-            raise EvalError(f"{path}: cannot read the cases file ({exc})") from exc
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f":{mark.line + 1}" if mark else ""
-            raise EvalError(f"{path}{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from exc
-        if not isinstance(raw, list):
-            raise EvalError(f"{path}: a cases file must be a YAML list of cases")
-        for n, item in enumerate(raw, 1):
-            case = _parse_case(item, n, path, known)
-            where = f"{path}: case {case.id!r}"
-            if case.id in seen:
-                raise EvalError(f"{where}: duplicate id (also in {seen[case.id]})")
-            seen[case.id] = str(path)
-            key = _key(case.question, case.history)
-            if key in asked:
-                raise EvalError(f"{where}: duplicate case: the same question and history as {asked[key]!r}")
-            asked[key] = case.id
-            cases.append(case)
-    return cases
-
-
-def _strings(value: Any) -> bool:
-    return isinstance(value, list) and all(isinstance(v, str) for v in value)
-
-
-def _parse_case(item: Any, n: int, path: Path, known: set[str] | None) -> Case:
-    name = item.get("id") if isinstance(item, dict) else None
-    where = f"{path}: case {name!r}" if name else f"{path}: case #{n}"
-    if not isinstance(item, dict):
-        raise EvalError(f"{where}: each case must be a mapping")
-    unknown = set(item) - CASE_KEYS
-    if unknown:
-        raise EvalError(f"{where}: unknown key(s) {', '.join(sorted(map(str, unknown)))} "
-                        f"(allowed: {', '.join(sorted(CASE_KEYS))})")
-    if not isinstance(name, str) or not name:
-        raise EvalError(f"{where}: missing 'id'")
-    question = item.get("question")
-    if not isinstance(question, str) or not question.strip():
-        raise EvalError(f"{where}: missing 'question'")
-    history = item.get("history") or []
-    sources = item.get("sources") or []
-    facts = item.get("facts") or []
-    evidence = item.get("evidence") or []
-    if not _strings(history):
-        raise EvalError(f"{where}: 'history' must be a list of strings")
-    if not _strings(sources):
-        raise EvalError(f"{where}: 'sources' must be a list of doc ids")
-    if not _strings(evidence) or any(not e.strip() for e in evidence):
-        raise EvalError(f"{where}: 'evidence' must be a list of quoted corpus passages")
-    if known is not None:
-        bad = [s for s in sources if s not in known]
-        if bad:
-            raise EvalError(f"{where}: unknown doc id(s) {', '.join(bad)}")
-    norm: list[tuple[str, ...]] = []
-    for fact in facts if isinstance(facts, list) else [None]:
-        if isinstance(fact, (str, int, float)) and not isinstance(fact, bool):
-            norm.append((str(fact),))
-        elif isinstance(fact, list) and fact and all(isinstance(f, (str, int, float)) for f in fact):
-            norm.append(tuple(str(f) for f in fact))
-        else:
-            raise EvalError(f"{where}: 'facts' must be a list of strings or lists of strings")
-    flags = {k: item.get(k, False) for k in ("refuse", "input_error")}
-    for k, v in flags.items():
-        if not isinstance(v, bool):
-            raise EvalError(f"{where}: '{k}' must be true or false")
-    if (flags["refuse"] or flags["input_error"]) and (evidence or sources or norm):
-        raise EvalError(f"{where}: a refuse or input_error case has no sources, facts or evidence")
-    return Case(name, question, tuple(history), tuple(sources), tuple(norm), tuple(evidence),
-                flags["refuse"], flags["input_error"], str(path))
-
-
-def locate_evidence(cases: Sequence[Case], doc_texts: dict[str, str]) -> dict[str, Span]:
-    """Where each case's evidence sits in the corpus.
-
-    Raises:
-        EvalError: a passage does not occur exactly once in the corpus, naming the file and case.
-    """
-    spans: dict[str, Span] = {}
-    for case in cases:
-        for quote in case.evidence:
-            found = [(d, m.start()) for d, text in doc_texts.items() for m in re.finditer(re.escape(quote), text)]
-            if len(found) != 1:
-                where = ", ".join(sorted({d for d, _ in found})) or "nowhere"
-                raise EvalError(f"{case.file}: case {case.id!r}: evidence {quote!r} occurs {len(found)} times in "
-                                f"the corpus ({where}); it must occur exactly once: quote a longer passage")
-            doc_id, start = found[0]
-            spans[quote] = Span(doc_id, start, start + len(quote))
-    return spans
 
 
 def fact_found(fact: str, text: str) -> bool:

@@ -1,12 +1,17 @@
-"""Render evaluation reports: a terminal table (rich) and a self-contained HTML page."""
+"""Render reports: evaluation reports and the unanswered-questions report, as a terminal table (rich) and an HTML page."""
 
 from __future__ import annotations
 
+import datetime as dt
 import html
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from .unanswered import Group
 
 RATE_METRICS = ("pass_rate", "hit@1", "hit@3", "hit@5", "mrr", "citation_hit", "fact_recall",
                 "refusal_accuracy", "false_refusal_rate", "citation_validity")
@@ -97,5 +102,48 @@ document.getElementById('only-failures').addEventListener('change', function (e)
   document.body.classList.toggle('only-failures', e.target.checked);
 }});
 </script>
+</body></html>
+"""
+
+
+def _unanswered_title(total: int, groups: Sequence[Group], since: dt.date | None) -> str:
+    span = f" since {since.isoformat()}" if since else ""
+    return f"{total} unanswered question(s){span} in {len(groups)} group(s), the most frequent first"
+
+
+def print_unanswered(groups: Sequence[Group], console: Console, total: int, since: dt.date | None = None) -> None:
+    """One row per group: its count, dates, and each wording with its own count."""
+    table = Table(title=_unanswered_title(total, groups, since), show_lines=True)
+    table.add_column("#", justify="right")
+    table.add_column("count", justify="right")
+    table.add_column("dates")
+    table.add_column("questions")
+    for i, g in enumerate(groups, 1):
+        dates = g.first.isoformat() if g.first == g.last else f"{g.first.isoformat()} to {g.last.isoformat()}"
+        table.add_row(str(i), str(g.count), dates, "\n".join(f"{n} × {q}" for q, n in g.questions), style=None)
+    console.print(table, markup=False, highlight=False)
+
+
+def render_unanswered_html(groups: Sequence[Group], total: int, since: dt.date | None = None) -> str:
+    """One offline HTML file listing the groups; question text is always shown as text, never as markup."""
+    esc = html.escape
+    title = "partnerbot: unanswered questions"
+    rows = []
+    for i, g in enumerate(groups, 1):
+        items = "".join(f"<li><span class='n'>{n} ×</span> {esc(q)}</li>" for q, n in g.questions)
+        dates = g.first.isoformat() if g.first == g.last else f"{g.first.isoformat()} to {g.last.isoformat()}"
+        rows.append(f"<tr class='group'><td>{i}</td><td>{g.count}</td><td>{esc(dates)}</td><td><ul>{items}</ul></td></tr>")
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 1.5rem; color: #1a1a1a; }}
+table {{ border-collapse: collapse; width: 100%; }} td, th {{ border: 1px solid #ccc; padding: .3rem .5rem; vertical-align: top; text-align: left; }}
+ul {{ margin: 0; padding-left: 1.2rem; }} .n {{ color: #555; }}
+</style></head><body>
+<h1>{esc(title)}</h1>
+<p>{esc(_unanswered_title(total, groups, since))}.</p>
+<table id="groups"><thead><tr><th>#</th><th>count</th><th>dates</th><th>questions (count × wording)</th></tr></thead>
+<tbody>{''.join(rows)}</tbody></table>
 </body></html>
 """

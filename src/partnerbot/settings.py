@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -46,6 +46,17 @@ class Settings(BaseSettings):
                                 description="The fitted answer selector written by `partnerbot tune`.")
     concurrency: int = Field(16, ge=1, le=64, description="Gradio queue concurrency limit (questions answered at once).")
     eval_gate: bool = Field(True, description="Run the eval gate before `index` switches versions.")
+    log_unanswered: bool = Field(
+        False, description="Record refused questions (their text and the date, nothing else) for `report unanswered`.")
+    unanswered_log: Path | None = Field(None, description="The unanswered log's file; empty = data_dir/unanswered.jsonl.")
+    unanswered_max_bytes: int = Field(1_000_000, ge=1000, description="Size at which the unanswered log is rotated.")
+    unanswered_backups: int = Field(
+        2, ge=1, le=20, description="Rotated unanswered logs kept; the oldest beyond this number is deleted.")
+
+    @field_validator("unanswered_log", mode="before")
+    @classmethod
+    def _empty_is_default(cls, value: object) -> object:
+        return None if value == "" else value
 
     @property
     def model_path(self) -> str:
@@ -59,3 +70,7 @@ class Settings(BaseSettings):
     @property
     def feedback_path(self) -> Path:
         return self.data_dir / "feedback.jsonl"
+
+    @property
+    def unanswered_path(self) -> Path:
+        return self.unanswered_log or self.data_dir / "unanswered.jsonl"
