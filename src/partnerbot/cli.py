@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from .errors import CorpusErrors, PartnerbotError
 from .settings import Settings
@@ -32,7 +33,7 @@ def _settings(**overrides: Any) -> Settings:
 
 
 def _warn(message: str) -> None:
-    err.print(f"[yellow]Warning:[/yellow] {message}", highlight=False, markup=True, soft_wrap=True)
+    err.print(f"[yellow]Warning:[/yellow] {escape(message)}", highlight=False, markup=True, soft_wrap=True)
 
 
 def _existing(path: Path, what: str, setting: str) -> Path:
@@ -44,7 +45,7 @@ def _existing(path: Path, what: str, setting: str) -> Path:
 
 
 def _fail(exc: PartnerbotError) -> None:
-    err.print(f"[bold red]Error:[/bold red] {exc}", highlight=False, markup=True, soft_wrap=True)
+    err.print(f"[bold red]Error:[/bold red] {escape(str(exc))}", highlight=False, markup=True, soft_wrap=True)
     raise typer.Exit(2 if isinstance(exc, CorpusErrors) else 1)
 
 
@@ -231,13 +232,14 @@ def evaluate(
         if answerer not in (None, "fitted", "heuristic"):
             raise PartnerbotError(f"--answerer must be fitted or heuristic, got {answerer!r}")
         settings = _settings(retriever=retriever, answerer=answerer)
+        paths = cases or [_existing(settings.test_cases, "test split", "evals_dir")]
         with step(err, "loading the embedding model"):
             from .answer import Assistant
             from .embed import embed_model
 
             embed_model(settings)
         assistant = Assistant(settings)
-        loaded = load_cases(cases or [_existing(settings.test_cases, "test split", "evals_dir")], assistant.doc_ids())
+        loaded = load_cases(paths, assistant.doc_ids())
         with Steps(err) as steps:
             label = f"evaluating {len(loaded)} cases"
             steps(label, 0, len(loaded))

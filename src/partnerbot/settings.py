@@ -45,7 +45,8 @@ def bundled_selector_path() -> Path:
 class Settings(BaseSettings):
     """partnerbot's settings. Every field can be set as `PARTNERBOT_<NAME>`."""
 
-    model_config = SettingsConfigDict(env_prefix="PARTNERBOT_", extra="forbid")
+    # A .env may hold other tools' variables: only PARTNERBOT_* ones are read (and an unknown one is an error).
+    model_config = SettingsConfigDict(env_prefix="PARTNERBOT_", extra="forbid", dotenv_filtering="match_prefix")
 
     data_dir: Path = Field(Path(".partnerbot"), description="Where the index, caches and feedback log live.")
     corpus_dir: Path = Field(Path("corpus"), description="Folder of Markdown corpus documents.")
