@@ -71,6 +71,10 @@ def test_two_machines_never_build_at_once_and_a_dead_run_is_taken_over(
             proc.kill()
             proc.wait(30)
     assert store.read_pointer(client).version == active  # the dead build switched nothing
+    for extra in tiny_corpus.glob("*-copy*.md"):
+        extra.unlink()
+    alpha = tiny_corpus / "alpha.md"
+    alpha.write_text(alpha.read_text().replace("4817", "5926"))
     time.sleep(ttl + 0.5)
     result = CliRunner().invoke(app, ["index", "--no-eval"], env={
         "PARTNERBOT_DATA_DIR": str(b.data_dir), "PARTNERBOT_CORPUS_DIR": str(tiny_corpus),
@@ -83,7 +87,7 @@ def test_two_machines_never_build_at_once_and_a_dead_run_is_taken_over(
     assert store.versions_present(client) == {pointer.version, active}  # A's partial version is gone
     released = _newest_holder(client)
     assert released is not None and released.released and released.pid == os.getpid()
-    assert "4817" in Assistant(b, pointer_check_seconds=0).ask(SECRET).text
+    assert "5926" in Assistant(b, pointer_check_seconds=0).ask(SECRET).text
 
 
 def _claim(url: str, results: object) -> None:
