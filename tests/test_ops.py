@@ -317,3 +317,18 @@ def test_makefile_torch_step_uses_the_index_it_is_given(tmp_path: Path) -> None:
     cpu = "https://download.pytorch.org/whl/cpu"
     assert _make_install_commands(tmp_path, f"TORCH_INDEX_URL={cpu}") == [
         f"{tmp_path}/venv/bin/pip install --quiet --index-url {cpu} torch==2.13.0"]
+
+
+# -- latency percentiles -------------------------------------------------------------------------------------------
+
+def test_latency_percentiles_interpolate_and_skip_outages() -> None:
+    from dataclasses import replace
+
+    from partnerbot.evals import CaseResult, metrics
+
+    base = CaseResult("c", True, [], "q", "a", False, [], [], 0.0)
+    results = [replace(base, id=f"c{i}", latency_ms=float(i)) for i in range(1, 21)]
+    outage = replace(base, id="down", latency_ms=10_000.0, status="unavailable")
+    m = metrics([*results, outage])
+    assert m["latency_ms_p50"] == 10.5 and m["latency_ms_p95"] == 19.05  # linear between the 19th and 20th
+    assert metrics([])["latency_ms_p95"] == 0.0
