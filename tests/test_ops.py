@@ -183,6 +183,9 @@ def test_settings_come_from_the_nearest_project_file(tmp_path: Path, tiny_corpus
     monkeypatch.delenv("PARTNERBOT_CORPUS_DIR")
     with pytest.raises(ConfigError, match=rf"{own}: unknown setting\(s\) bogus_key in partnerbot.toml"):
         Settings()
+    status = CliRunner().invoke(app, ["status"])
+    assert status.exit_code == 1
+    assert f"Error: {own}: unknown setting(s) bogus_key in partnerbot.toml" in " ".join(status.output.split())
     own.write_text("corpus_dir = [unclosed\n")
     with pytest.raises(ConfigError, match=rf"{own}: cannot read the project settings"):
         Settings()

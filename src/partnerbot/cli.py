@@ -28,6 +28,8 @@ LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 def _settings(**overrides: Any) -> Settings:
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except PartnerbotError:  # a project file's own error already names the file
+        raise
     except Exception as exc:  # pydantic's ValidationError names the variable and the problem
         raise PartnerbotError(f"invalid configuration: {exc}") from exc
 
@@ -291,6 +293,7 @@ def tune(
 
     Example: partnerbot tune --seed 13
     """
+    from .progress import step
     from .tune import tune as fit
 
     try:
@@ -298,7 +301,8 @@ def tune(
         cases = cases or _existing(settings.train_cases, "train split", "evals_dir")
         if cases.resolve().is_relative_to(settings.test_cases.resolve()):
             raise PartnerbotError(f"{cases}: the test split is only ever measured; tune on {settings.train_cases}")
-        result = fit(settings, cases, seed=seed, folds=folds, target_wrong=target_wrong, out=output)
+        with step(err, f"loading the embedding model and fitting the selector on {cases}"):
+            result = fit(settings, cases, seed=seed, folds=folds, target_wrong=target_wrong, out=output)
     except PartnerbotError as exc:
         _fail(exc)
     out.print(f"selector {result.selector_id} written to {result.path}\n"
