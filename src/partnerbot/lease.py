@@ -181,9 +181,15 @@ def hold(settings: Settings, client: Any, notify: Callable[[str], None] | None =
 
     Raises:
         IndexLockedError: another run holds the lease.
+        StoreUnavailableError: the store cannot be reached.
     """
     ttl = settings.index_lease_seconds
-    lease = acquire(client, ttl)
+    try:
+        lease = acquire(client, ttl)
+    except Exception as exc:
+        if isinstance(exc, IndexLockedError) or not store.is_connection_error(exc):
+            raise
+        raise StoreUnavailableError(f"the vector store at {store.describe(settings)} is unreachable") from exc
     if lease.took_over is not None:
         (notify or log.warning)(f"took over a stale reindex lease from {lease.took_over.describe()}; "
                                 "that run stopped without releasing it")
