@@ -16,9 +16,13 @@ $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-# The pinned CPU build of torch goes in first: a plain `torch` requirement would pull a CUDA build.
+# torch==2.13.0 goes in first, from TORCH_INDEX_URL when it is set, else from pip's configured index.
+# On ordinary Linux x86_64, PyPI's torch==2.13.0 is the CUDA build (several GB with its nvidia-* wheels).
+# For the CPU-only build: make TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+# (this project's build machine leaves it empty: its registry already serves a CPU build).
+TORCH_INDEX_URL ?=
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet $(if $(TORCH_INDEX_URL),--index-url $(TORCH_INDEX_URL) )torch==2.13.0
 	$(BIN)/pip install --quiet -e .
 	touch $@
 

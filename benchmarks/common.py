@@ -15,9 +15,10 @@ sys.path.insert(0, str(ROOT / "src"))
 
 
 def pct(values: list[float], q: float) -> float:
-    from partnerbot.evals import percentile
+    """The `q` quantile (0..1) of `values` (numpy's linear interpolation); 0.0 when empty."""
+    import numpy as np
 
-    return percentile(values, q)
+    return float(np.percentile(values, q * 100)) if values else 0.0
 
 
 def p50(values: list[float]) -> float:

@@ -163,12 +163,12 @@ def _big_corpus(target: Path, copies: int) -> None:
 def test_kill_9_mid_build_leaves_active_index_intact(
     tmp_path: Path, tiny_corpus: Path, store_url: str, model: object
 ) -> None:
-    s = settings_for(tmp_path, tiny_corpus, store_url)
+    s = settings_for(tmp_path, tiny_corpus, store_url, index_lease_seconds=2)
     active = build_index(s).version
     _big_corpus(tiny_corpus, 6)
     proc = subprocess.Popen([sys.executable, "-m", "partnerbot.cli", "index", "--no-eval"],
-                            env=cli_env(s.data_dir, tiny_corpus, store_url), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+                            env=cli_env(s.data_dir, tiny_corpus, store_url) | {"PARTNERBOT_INDEX_LEASE_SECONDS": "2"},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     client = store.connect(s)
     partial = None
     deadline = time.monotonic() + 240
@@ -191,8 +191,11 @@ def test_kill_9_mid_build_leaves_active_index_intact(
         extra.unlink()
     alpha = tiny_corpus / "alpha.md"
     alpha.write_text(alpha.read_text().replace("4817", "5926"))
-    done = build_index(s)
-    assert done.switched
+    time.sleep(2.5)  # the killed run's reindex lease expires; the next run takes it over and says so
+    said: list[str] = []
+    done = build_index(s, notify=said.append)
+    assert done.switched and len(said) == 1 and said[0].startswith("took over a stale reindex lease from ")
+    assert f"(pid {proc.pid})" in said[0]
     assert store.versions_present(store.connect(s)) == {done.version, active}  # the partial build is gone
     assert "5926" in ask(s, "How many spare lighthouse lamps does the Alpha Program keep?")
 

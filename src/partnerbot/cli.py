@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from .errors import CorpusErrors, PartnerbotError, StoreUnavailableError
 from .settings import Settings
@@ -24,21 +25,32 @@ app.add_typer(feedback_app, name="feedback")
 app.add_typer(report_app, name="report")
 out = Console()
 err = Console(stderr=True)
-EVALS = Path("evals")
-TRAIN_CASES = EVALS / "train"
-TEST_CASES = EVALS / "test"
-DEFAULT_THRESHOLDS = EVALS / "thresholds.toml"
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
 
 def _settings(**overrides: Any) -> Settings:
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except PartnerbotError:  # a project file's own error already names the file
+        raise
     except Exception as exc:  # pydantic's ValidationError names the variable and the problem
         raise PartnerbotError(f"invalid configuration: {exc}") from exc
 
 
+def _warn(message: str) -> None:
+    err.print(f"[yellow]Warning:[/yellow] {escape(message)}", highlight=False, markup=True, soft_wrap=True)
+
+
+def _existing(path: Path, what: str, setting: str) -> Path:
+    """`path` if it exists; otherwise an error naming it and the setting that points there."""
+    if not path.exists():
+        raise PartnerbotError(f"{what} not found: {path} (set {setting} in partnerbot.toml or [tool.partnerbot], "
+                              f"or PARTNERBOT_{setting.upper()})")
+    return path
+
+
 def _fail(exc: PartnerbotError) -> None:
-    err.print(f"[bold red]Error:[/bold red] {exc}", highlight=False, markup=True, soft_wrap=True)
+    err.print(f"[bold red]Error:[/bold red] {escape(str(exc))}", highlight=False, markup=True, soft_wrap=True)
     raise typer.Exit(2 if isinstance(exc, CorpusErrors) else 1)
 
 
@@ -88,36 +100,34 @@ def index(
     rollback: Annotated[bool, typer.Option(help="Make the previous version active again.")] = False,
     no_eval: Annotated[bool, typer.Option("--no-eval", help="Skip the eval gate (e.g. a first build).")] = False,
     force: Annotated[bool, typer.Option(help="Switch even if the eval gate fails.")] = False,
-    cases: Annotated[Path, typer.Option(help="Cases (a file or folder) for the eval gate.")] = EVALS,
+    cases: Annotated[Path | None, typer.Option(
+        help="Cases (a file or folder) for the eval gate; default: the evals folder (both splits).")] = None,
 ) -> None:
     """Validate the corpus and build a new index version, switching to it when it is complete.
 
     Example: partnerbot index            (incremental: only changed documents are embedded)
              partnerbot index --rollback
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
     from .evals import reindex_gate
     from .index import build_index
     from .index import rollback as do_rollback
+    from .progress import Steps
 
     try:
         settings = _settings()
         if rollback:
-            pointer = do_rollback(settings)
+            pointer = do_rollback(settings, notify=_warn)
             out.print(f"rolled back: active version is now {pointer.version} (previous: {pointer.previous})")
             return
-        gate = None
-        if settings.eval_gate and not (no_eval or force or dry_run) and cases.exists():
-            gate = reindex_gate(settings, cases)
-        with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-                      TimeElapsedColumn(), console=err, transient=True) as bar:
-            task = bar.add_task("embedding", total=None)
-
-            def progress(stage: str, advance: int, total: int) -> None:
-                bar.update(task, total=total, advance=advance, description=stage)
-
-            summary = build_index(settings, rebuild=rebuild, dry_run=dry_run, progress=progress, gate=gate)
+        _existing(settings.corpus_dir, "corpus folder", "corpus_dir")
+        with Steps(err) as steps:
+            gate = None
+            if settings.eval_gate and not (no_eval or force or dry_run):
+                where = cases or _existing(settings.evals_dir, "evals folder (for the eval gate; --no-eval skips it)",
+                                           "evals_dir")
+                gate = reindex_gate(settings, _existing(where, "eval gate cases", "evals_dir"), steps)
+            summary = build_index(settings, rebuild=rebuild, dry_run=dry_run, progress=steps, gate=gate,
+                                  notify=_warn)
     except PartnerbotError as exc:
         _fail(exc)
     verb = "would change" if summary.dry_run else "changed"
@@ -172,6 +182,7 @@ def ask(
     Example: partnerbot ask "When were they created?" --history "What is BEST?"
              partnerbot ask "What is HERO Corps?" --url http://127.0.0.1:7860 --json
     """
+    from .progress import step
     from .terminal import print_answer
 
     try:
@@ -182,9 +193,13 @@ def ask(
 
             answer = ask_server(url, question, history or [])
         else:
-            from .answer import Assistant
+            settings = _settings(retriever=retriever)
+            with step(err, "loading the embedding model"):
+                from .answer import Assistant
+                from .embed import embed_model
 
-            answer = Assistant(_settings(retriever=retriever), front_end=True).ask(question, history or [])
+                embed_model(settings)
+            answer = Assistant(settings, front_end=True).ask(question, history or [])
     except StoreUnavailableError as exc:
         err.print(f"Error: {exc}", highlight=False, markup=False, soft_wrap=True)
         raise typer.Exit(4) from exc
@@ -233,15 +248,24 @@ def chat() -> None:
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to bind (default 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default 7860).")] = None,
+    log_level: Annotated[str | None, typer.Option(
+        help="critical, error, warning (default), info or debug.")] = None,
 ) -> None:
     """Serve the chat page and the `/ask` API.
 
-    Example: partnerbot serve --port 7860
+    Exits 1 with a one-line message when the port is taken or no index has been built.
+
+    Example: partnerbot serve --port 7860 --log-level info
     """
-    from .ui import serve as run_server
+    from .progress import step
 
     try:
-        run_server(_settings(host=host, port=port))
+        if log_level is not None and log_level.lower() not in LOG_LEVELS:
+            raise PartnerbotError(f"--log-level must be one of {', '.join(LOG_LEVELS)}, got {log_level!r}")
+        settings = _settings(host=host, port=port, log_level=log_level.lower() if log_level else None)
+        with step(err, "starting the chat server"):
+            from .ui import serve as run_server
+        run_server(settings, loading=lambda name: step(err, name))
     except PartnerbotError as exc:
         _fail(exc)
 
@@ -249,7 +273,7 @@ def serve(
 @app.command("eval")
 def evaluate(
     cases: Annotated[list[Path] | None, typer.Option(
-        "--cases", help="A cases file or folder (repeatable); default: the test split, evals/test/.")] = None,
+        "--cases", help="A cases file or folder (repeatable); default: the test split, <evals_dir>/test/.")] = None,
     retriever: Annotated[str | None, typer.Option(help="hybrid, dense or bm25.")] = None,
     answerer: Annotated[str | None, typer.Option(
         help="fitted (default) or heuristic: the hand-set answerer, for a side-by-side comparison.")] = None,
@@ -257,16 +281,17 @@ def evaluate(
     html_out: Annotated[Path | None, typer.Option("--html", help="Write the HTML report here.")] = None,
     compare: Annotated[Path | None, typer.Option(help="A previous JSON report to compare with.")] = None,
     check: Annotated[bool, typer.Option(help="Exit non-zero below the thresholds.")] = False,
-    thresholds: Annotated[Path, typer.Option(help="Thresholds file for --check.")] = DEFAULT_THRESHOLDS,
+    thresholds: Annotated[Path | None, typer.Option(
+        help="Thresholds file for --check; default: <evals_dir>/thresholds.toml.")] = None,
 ) -> None:
     """Run evaluation cases through the assistant and report what passed, what failed and why.
 
     Example: partnerbot eval --check                (the test split, against evals/thresholds.toml)
              partnerbot eval --answerer heuristic --json heuristic.json
     """
-    from .answer import Assistant
     from .evals import check_thresholds, load_cases, load_thresholds, report, run_cases
     from .evals import compare as compare_reports
+    from .progress import Steps, step
     from .report import print_report, render_html
 
     try:
@@ -275,9 +300,18 @@ def evaluate(
         if answerer not in (None, "fitted", "heuristic"):
             raise PartnerbotError(f"--answerer must be fitted or heuristic, got {answerer!r}")
         settings = _settings(retriever=retriever, answerer=answerer)
+        paths = cases or [_existing(settings.test_cases, "test split", "evals_dir")]
+        with step(err, "loading the embedding model"):
+            from .answer import Assistant
+            from .embed import embed_model
+
+            embed_model(settings)
         assistant = Assistant(settings)
-        loaded = load_cases(cases or [TEST_CASES], assistant.doc_ids())
-        results = run_cases(assistant, loaded)
+        loaded = load_cases(paths, assistant.doc_ids())
+        with Steps(err) as steps:
+            label = f"evaluating {len(loaded)} cases"
+            steps(label, 0, len(loaded))
+            results = run_cases(assistant, loaded, lambda _case: steps(label, 1, len(loaded)))
         data = report(results, retriever=settings.retriever, answerer=settings.answerer,
                       index_version=assistant.version)
         previous = None
@@ -295,6 +329,7 @@ def evaluate(
         if html_out:
             html_out.write_text(render_html(data), encoding="utf-8")
         if check:
+            thresholds = thresholds or settings.thresholds_path
             failed = check_thresholds(data["metrics"], load_thresholds(thresholds))
             if data["metrics"]["unavailable"]:
                 failed.append(f"{data['metrics']['unavailable']} case(s) met an unavailable store")
@@ -309,7 +344,8 @@ def evaluate(
 
 @app.command()
 def tune(
-    cases: Annotated[Path, typer.Option(help="The train split (never the test split).")] = TRAIN_CASES,
+    cases: Annotated[Path | None, typer.Option(
+        help="The train split (never the test split); default: <evals_dir>/train/.")] = None,
     seed: Annotated[int, typer.Option(help="Seeds the folds and the model.")] = 13,
     folds: Annotated[int, typer.Option(min=2, max=20, help="k of the k-fold cross-validation.")] = 5,
     target_wrong: Annotated[float, typer.Option(
@@ -323,12 +359,16 @@ def tune(
 
     Example: partnerbot tune --seed 13
     """
+    from .progress import step
     from .tune import tune as fit
 
     try:
-        if cases.resolve().is_relative_to(TEST_CASES.resolve()):
-            raise PartnerbotError(f"{cases}: the test split is only ever measured; tune on {TRAIN_CASES}")
-        result = fit(_settings(), cases, seed=seed, folds=folds, target_wrong=target_wrong, out=output)
+        settings = _settings()
+        cases = cases or _existing(settings.train_cases, "train split", "evals_dir")
+        if cases.resolve().is_relative_to(settings.test_cases.resolve()):
+            raise PartnerbotError(f"{cases}: the test split is only ever measured; tune on {settings.train_cases}")
+        with step(err, f"loading the embedding model and fitting the selector on {cases}"):
+            result = fit(settings, cases, seed=seed, folds=folds, target_wrong=target_wrong, out=output)
     except PartnerbotError as exc:
         _fail(exc)
     out.print(f"selector {result.selector_id} written to {result.path}\n"

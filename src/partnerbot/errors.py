@@ -58,3 +58,7 @@ class EvalError(PartnerbotError):
 
 class SelectorError(PartnerbotError):
     """The fitted answer selector is missing, altered or does not fit this version of partnerbot."""
+
+
+class ConfigError(PartnerbotError):
+    """A project settings file (partnerbot.toml, [tool.partnerbot]) is unreadable or names an unknown setting."""

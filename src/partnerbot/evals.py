@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .cases import Case, Span, load_cases, locate_evidence
 from .errors import EvalError, InputError
 from .phrases import CITATION_RE
@@ -138,15 +140,6 @@ def run_cases(assistant: Any, cases: Sequence[Case], progress: Any = None) -> li
     return results
 
 
-def percentile(values: list[float], q: float) -> float:
-    """The nearest-rank `q` quantile (0..1) of `values`; 0.0 when empty."""
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    k = max(0, min(len(ordered) - 1, round(q * (len(ordered) - 1))))
-    return ordered[k]
-
-
 def metrics(results: Sequence[CaseResult]) -> dict[str, float]:
     """The aggregate figures; see the README ("Evaluation") for their definitions.
 
@@ -191,7 +184,7 @@ def metrics(results: Sequence[CaseResult]) -> dict[str, float]:
         "fact_recall": round(sum(r.facts_found for r in inscope) / facts_total, 4) if facts_total else 0.0,
         "citation_validity": share(judged, lambda r: r.citations_valid),
         "latency_ms_p50": round(statistics.median(lat), 2) if lat else 0.0,
-        "latency_ms_p95": round(percentile(lat, 0.95), 2),
+        "latency_ms_p95": round(float(np.percentile(lat, 95)), 2) if lat else 0.0,
     }
 
 
@@ -246,13 +239,21 @@ def check_thresholds(figures: dict[str, float], thresholds: dict[str, float]) ->
     return failed
 
 
-def reindex_gate(settings: Any, cases_path: Path) -> Any:
+def reindex_gate(settings: Any, cases_path: Path, progress: Any = None) -> Any:
     """A gate for `build_index`: the new version may not pass fewer cases than the active one.
 
-    `cases_path` is a cases file or a folder of them (the project gates on every split).
+    `cases_path` is a cases file or a folder of them (the project gates on every split);
+    `progress(stage, advance, total)` is told as each of the two eval runs goes.
     """
     from . import store
     from .answer import Assistant
+
+    def run(label: str, version: str, cases: list[Case]) -> list[CaseResult]:
+        stage = f"eval gate: {label} version {version}"
+        if progress:
+            progress(stage, 0, len(cases))
+        step = (lambda _case: progress(stage, 1, len(cases))) if progress else None
+        return run_cases(Assistant(settings, version=version, check_selector=False), cases, step)
 
     def gate(version: str) -> tuple[bool, str]:
         try:
@@ -260,9 +261,9 @@ def reindex_gate(settings: Any, cases_path: Path) -> Any:
         except Exception:
             return True, "no active version to compare with"
         cases = load_cases([cases_path])
-        old = run_cases(Assistant(settings, version=active, check_selector=False), cases)
+        old = run("active", active, cases)
         try:
-            new = run_cases(Assistant(settings, version=version, check_selector=False), cases)
+            new = run("new", version, cases)
         except EvalError as exc:
             return False, f"the eval gate kept the active version: {exc}. Fix the case or the corpus, or rerun with --force."
         before, after = metrics(old)["pass_rate"], metrics(new)["pass_rate"]

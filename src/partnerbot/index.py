@@ -7,6 +7,7 @@ the build has fully succeeded. A crash at any point leaves the active version un
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -18,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from . import store
+from . import lease, store
 from .corpus import load_corpus
 from .errors import IndexNotBuiltError, PartnerbotError, SelectorError
 from .settings import Settings
@@ -33,6 +34,7 @@ HNSW = {"hnsw:space": "cosine", "hnsw:construction_ef": 200, "hnsw:search_ef": 2
 EMBED_BATCH = 256
 Progress = Callable[[str, int, int], None]  # (stage, advance, total)
 Gate = Callable[[str], tuple[bool, str]]  # version -> (may switch, message)
+Notify = Callable[[str], None]
 
 
 def _chunk_node(doc: Document, chunk: Chunk, embedding: Sequence[float] | None) -> Any:
@@ -108,64 +110,79 @@ def build_index(
     dry_run: bool = False,
     progress: Progress | None = None,
     gate: Gate | None = None,
+    notify: Notify | None = None,
 ) -> IndexSummary:
     """Validate the corpus and build a new index version, reusing unchanged vectors.
 
     Args:
         rebuild: ignore the active version and embed everything.
         dry_run: report what would change, write nothing.
-        progress: called as (stage, advance, total) while embedding.
+        progress: called as (stage, advance, total) while loading the model and embedding.
         gate: called with the new version before switching; (False, why) keeps the old one.
+        notify: told when a stale reindex lease is taken over.
 
     Returns:
         What changed, how many chunks were embedded, and whether the pointer switched.
 
     Raises:
         CorpusErrors: a corpus file is invalid (nothing is written).
-        IndexLockedError: another index run is in progress.
+        IndexLockedError: another index run is in progress, on this machine or on another one
+            sharing the store; or this run's lease was taken over (nothing is switched).
         IndexMismatchError: the active version was built with other settings.
     """
     started = time.perf_counter()
     docs = load_corpus(settings.corpus_dir)
     with store.index_lock(settings):
         client = store.connect(settings)
-        plan, cols = _plan(client, settings, docs, rebuild)
-        if not dry_run:
-            _cleanup(client, settings, plan.active)
-        selector_id, selector_note = _selector_id(settings)
-        recorded = (cols["chunks"].metadata or {}) if cols else {}
-        nothing = (not (plan.added or plan.changed or plan.removed) and recorded.get("pb_selector") == selector_id
-                   and recorded.get("pb_layout") == LAYOUT)
-        if nothing and plan.active is not None and not rebuild:
-            return IndexSummary(plan.active.version, (), (), (), plan.unchanged, 0, _count(cols, "chunks"),
-                                time.perf_counter() - started, dry_run, switched=False, note="index is up to date")
+        # A dry run writes nothing, so it needs no lease.
+        held = contextlib.nullcontext(None) if dry_run else lease.hold(settings, client, notify)
+        with held as claim:
+            return _build(settings, client, docs, started, claim, rebuild=rebuild, dry_run=dry_run,
+                          progress=progress, gate=gate)
 
-        split = _splitter(settings)
-        chunks = [(d, c) for d in docs for c in _doc_chunks(d, split)]
-        sents = [s for d in docs for s in _doc_sentences(d)]
-        old_chunks = _existing(cols["chunks"] if cols else None, [c.id for _, c in chunks])
-        old_sents = _existing(cols["sents"] if cols else None, [s.id for s in sents])
-        todo_chunks = [(d, c) for d, c in chunks if c.id not in old_chunks]
-        todo_sents = [s for s in sents if s.id not in old_sents]
-        if dry_run:
-            return IndexSummary(None, plan.added, plan.changed, plan.removed, plan.unchanged, len(todo_chunks),
-                                len(chunks), time.perf_counter() - started, True, switched=False)
 
-        version = _new_version(docs, settings)
-        nodes = [_chunk_node(d, c, old_chunks.get(c.id)) for d, c in chunks]
-        _write_version(client, settings, version, docs, nodes, sents, old_sents, progress,
-                       len(todo_chunks) + len(todo_sents), selector_id)
-        build_bm25(settings, version, nodes)
-        if gate is not None:
-            ok, message = gate(version)
-            if not ok:
-                return IndexSummary(version, plan.added, plan.changed, plan.removed, plan.unchanged, len(todo_chunks),
-                                    len(chunks), time.perf_counter() - started, switched=False, note=message)
-        now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-        store.write_pointer(client, store.Pointer(version, plan.active.version if plan.active else None, now))
-        _cleanup(client, settings, store.read_pointer(client))
-        return IndexSummary(version, plan.added, plan.changed, plan.removed, plan.unchanged, len(todo_chunks),
-                            len(chunks), time.perf_counter() - started, note=selector_note)
+def _build(settings: Settings, client: Any, docs: list[Document], started: float, claim: lease.Lease | None, *,
+           rebuild: bool, dry_run: bool, progress: Progress | None, gate: Gate | None) -> IndexSummary:
+    """`build_index` once the local lock and the store's lease are held."""
+    plan, cols = _plan(client, settings, docs, rebuild)
+    if not dry_run:
+        _cleanup(client, settings, plan.active)
+    selector_id, selector_note = _selector_id(settings)
+    recorded = (cols["chunks"].metadata or {}) if cols else {}
+    nothing = (not (plan.added or plan.changed or plan.removed) and recorded.get("pb_selector") == selector_id
+               and recorded.get("pb_layout") == LAYOUT)
+    if nothing and plan.active is not None and not rebuild:
+        return IndexSummary(plan.active.version, (), (), (), plan.unchanged, 0, _count(cols, "chunks"),
+                            time.perf_counter() - started, dry_run, switched=False, note="index is up to date")
+
+    split = _splitter(settings)
+    chunks = [(d, c) for d in docs for c in _doc_chunks(d, split)]
+    sents = [s for d in docs for s in _doc_sentences(d)]
+    old_chunks = _existing(cols["chunks"] if cols else None, [c.id for _, c in chunks])
+    old_sents = _existing(cols["sents"] if cols else None, [s.id for s in sents])
+    todo_chunks = [(d, c) for d, c in chunks if c.id not in old_chunks]
+    todo_sents = [s for s in sents if s.id not in old_sents]
+    if dry_run:
+        return IndexSummary(None, plan.added, plan.changed, plan.removed, plan.unchanged, len(todo_chunks),
+                            len(chunks), time.perf_counter() - started, True, switched=False)
+
+    version = _new_version(docs, settings)
+    nodes = [_chunk_node(d, c, old_chunks.get(c.id)) for d, c in chunks]
+    _write_version(client, settings, version, docs, nodes, sents, old_sents, progress,
+                   len(todo_chunks) + len(todo_sents), selector_id)
+    build_bm25(settings, version, nodes)
+    if gate is not None:
+        ok, message = gate(version)
+        if not ok:
+            return IndexSummary(version, plan.added, plan.changed, plan.removed, plan.unchanged, len(todo_chunks),
+                                len(chunks), time.perf_counter() - started, switched=False, note=message)
+    if claim is not None:
+        claim.renew()  # still ours? A run that took the lease over may be building beside us.
+    now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    store.write_pointer(client, store.Pointer(version, plan.active.version if plan.active else None, now))
+    _cleanup(client, settings, store.read_pointer(client))
+    return IndexSummary(version, plan.added, plan.changed, plan.removed, plan.unchanged, len(todo_chunks),
+                        len(chunks), time.perf_counter() - started, note=selector_note)
 
 
 def _selector_id(settings: Settings) -> tuple[str, str]:
@@ -208,8 +225,11 @@ def _write_version(client: Any, settings: Settings, version: str, docs: list[Doc
     from llama_index.vector_stores.chroma import ChromaVectorStore
 
     from .chunk import sentence_context
-    from .embed import embed_texts
+    from .embed import embed_model, embed_texts
 
+    if progress and todo:  # the model loads once per process and takes seconds: name that step
+        progress("loading the embedding model", 0, 0)
+        embed_model(settings)
     report = (lambda k: progress("embedding", k, todo)) if progress else None
     titles = {d.id: d.title for d in docs}
     meta = build_meta(settings, selector_id) | {"pb_built_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -267,22 +287,28 @@ def _count(cols: dict[str, Any] | None, kind: str) -> int:
     return int(cols[kind].count()) if cols else 0
 
 
-def rollback(settings: Settings) -> store.Pointer:
+def rollback(settings: Settings, notify: Notify | None = None) -> store.Pointer:
     """Make the previous version active again (the current one becomes 'previous').
 
     Raises:
         PartnerbotError: there is no previous version to return to.
+        IndexLockedError: an index run holds the lock or the store's lease.
     """
     with store.index_lock(settings):
         client = store.connect(settings)
-        pointer = store.read_pointer(client)
-        if not pointer.previous:
-            raise PartnerbotError("there is no previous index version to roll back to")
-        open_collections(client, pointer.previous)
-        now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-        new = store.Pointer(pointer.previous, pointer.version, now)
-        store.write_pointer(client, new)
-        return new
+        with lease.hold(settings, client, notify):
+            return _rollback(client)
+
+
+def _rollback(client: Any) -> store.Pointer:
+    pointer = store.read_pointer(client)
+    if not pointer.previous:
+        raise PartnerbotError("there is no previous index version to roll back to")
+    open_collections(client, pointer.previous)
+    now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    new = store.Pointer(pointer.previous, pointer.version, now)
+    store.write_pointer(client, new)
+    return new
 
 
 def status(settings: Settings) -> IndexStatus:

@@ -1,12 +1,33 @@
-"""The one configuration object, read from `PARTNERBOT_*` environment variables."""
+"""The one configuration object: project file, `.env` and `PARTNERBOT_*` environment variables.
+
+The project root is the nearest folder, at or above the current directory, holding a
+`partnerbot.toml` or a `pyproject.toml` with a `[tool.partnerbot]` table. Relative paths in that
+file and in the root's `.env` resolve against the root, so partnerbot behaves the same from any
+subfolder. Precedence, highest first: arguments, environment, `.env`, project file, defaults.
+"""
 
 from __future__ import annotations
 
+import tomllib
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    DotEnvSettingsSource,
+    InitSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from .errors import ConfigError
+
+PROJECT_FILE = "partnerbot.toml"
+# Path settings whose defaults move to the project root when there is one.
+ROOTED_DEFAULTS = {"data_dir": ".partnerbot", "corpus_dir": "corpus", "evals_dir": "evals"}
 
 
 def bundled_model_path() -> str:
@@ -24,10 +45,12 @@ def bundled_selector_path() -> Path:
 class Settings(BaseSettings):
     """partnerbot's settings. Every field can be set as `PARTNERBOT_<NAME>`."""
 
-    model_config = SettingsConfigDict(env_prefix="PARTNERBOT_", extra="forbid")
+    # A .env may hold other tools' variables: only PARTNERBOT_* ones are read (and an unknown one is an error).
+    model_config = SettingsConfigDict(env_prefix="PARTNERBOT_", extra="forbid", dotenv_filtering="match_prefix")
 
     data_dir: Path = Field(Path(".partnerbot"), description="Where the index, caches and feedback log live.")
     corpus_dir: Path = Field(Path("corpus"), description="Folder of Markdown corpus documents.")
+    evals_dir: Path = Field(Path("evals"), description="Folder of evaluation cases (train/, test/, thresholds.toml).")
     embed_model: str = Field("", description="Path of a sentence-transformers model; empty = the bundled all-MiniLM-L6-v2.")
     # 200 model tokens keeps every chunk inside all-MiniLM-L6-v2's 256-token window (nothing is
     # truncated away) while holding a section's few related facts together; see README.
@@ -58,6 +81,35 @@ class Settings(BaseSettings):
     def _empty_is_default(cls, value: object) -> object:
         return None if value == "" else value
 
+    index_lease_seconds: float = Field(
+        120.0, ge=1, le=3600, description="Life of the reindex lease in the store; the build renews it at a third of this.")
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = Field(
+        "warning", description="Log level of `partnerbot serve` (uvicorn and partnerbot).")
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource) -> tuple[PydanticBaseSettingsSource, ...]:
+        project = find_project(Path.cwd())
+        if project is None:
+            return init_settings, env_settings, DotEnvSettingsSource(settings_cls, env_file=Path(".env"))
+        dotenv = _Rooted(DotEnvSettingsSource(settings_cls, env_file=project.root / ".env"), project.root)
+        return init_settings, env_settings, dotenv, InitSettingsSource(settings_cls, project.values(settings_cls))
+
+    @property
+    def test_cases(self) -> Path:
+        """The test split: only ever measured (`eval`, the default of `eval --cases`)."""
+        return self.evals_dir / "test"
+
+    @property
+    def train_cases(self) -> Path:
+        """The train split: what `tune` fits on."""
+        return self.evals_dir / "train"
+
+    @property
+    def thresholds_path(self) -> Path:
+        return self.evals_dir / "thresholds.toml"
+
     @property
     def model_path(self) -> str:
         return self.embed_model or bundled_model_path()
@@ -74,3 +126,74 @@ class Settings(BaseSettings):
     @property
     def unanswered_path(self) -> Path:
         return self.unanswered_log or self.data_dir / "unanswered.jsonl"
+
+@dataclass(frozen=True)
+class Project:
+    """A project root and the settings table found there."""
+
+    root: Path
+    file: Path
+    table: dict[str, Any]
+    where: str  # how the table is named in messages: "partnerbot.toml" or "[tool.partnerbot]"
+
+    def values(self, settings_cls: type[BaseSettings]) -> dict[str, Any]:
+        """The table's settings, relative paths resolved against the root, over root-based defaults.
+
+        Raises:
+            ConfigError: a key that is not a setting.
+        """
+        fields = settings_cls.model_fields
+        unknown = sorted(set(self.table) - set(fields))
+        if unknown:
+            raise ConfigError(f"{self.file}: unknown setting(s) {', '.join(unknown)} in {self.where}; "
+                              f"known: {', '.join(sorted(fields))}")
+        rooted = {k: str(self.root / v) for k, v in ROOTED_DEFAULTS.items()}
+        return rooted | {k: _resolve(fields[k], v, self.root) for k, v in self.table.items()}
+
+
+def find_project(start: Path) -> Project | None:
+    """The nearest project root at or above `start`, or None.
+
+    Raises:
+        ConfigError: a project file is not valid TOML.
+    """
+    for folder in (start, *start.parents):
+        own = folder / PROJECT_FILE
+        if own.is_file():
+            return Project(folder, own, _read_toml(own), PROJECT_FILE)
+        pyproject = folder / "pyproject.toml"
+        if pyproject.is_file():
+            table = _read_toml(pyproject).get("tool", {}).get("partnerbot")
+            if isinstance(table, dict):
+                return Project(folder, pyproject, table, "[tool.partnerbot]")
+    return None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the project settings ({exc})") from exc
+
+
+def _resolve(field: FieldInfo, value: Any, root: Path) -> Any:
+    """A relative path setting, made absolute against the project root; other values unchanged."""
+    if field.annotation is Path and isinstance(value, str) and value and not Path(value).is_absolute():
+        return str(root / value)
+    return value
+
+
+class _Rooted(PydanticBaseSettingsSource):
+    """Another source whose relative path settings resolve against the project root."""
+
+    def __init__(self, source: PydanticBaseSettingsSource, root: Path):
+        super().__init__(source.settings_cls)
+        self.source = source
+        self.root = root
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return self.source.get_field_value(field, field_name)
+
+    def __call__(self) -> dict[str, Any]:
+        fields = self.settings_cls.model_fields
+        return {k: _resolve(fields[k], v, self.root) if k in fields else v for k, v in self.source().items()}

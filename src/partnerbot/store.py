@@ -8,13 +8,14 @@ store, embedded or server, sees the same active version.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
+
+import filelock
 
 from .errors import IndexLockedError, IndexNotBuiltError, StoreUnavailableError
 from .settings import Settings
@@ -141,22 +142,31 @@ def _connection_words(exc: BaseException) -> bool:
 def index_lock(settings: Settings) -> Iterator[None]:
     """Hold the data directory's index lock, or fail at once if another run holds it.
 
+    This keeps runs on one machine apart (they share BM25 files); `lease.hold` keeps runs on
+    different machines apart when they share a Chroma server.
+
     Raises:
-        IndexLockedError: another `partnerbot index` is running.
+        IndexLockedError: another `partnerbot index` is running with this data directory.
     """
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     path = settings.data_dir / "index.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
-            raise IndexLockedError(
-                f"another `partnerbot index` is running (pid {holder}; lock {path}); wait for it to finish"
-            ) from None
+
+    def mark(fd: int) -> None:  # the holder's pid, for the message a second run prints
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
+
+    lock = filelock.FileLock(path, timeout=0, on_acquired=mark)
+    try:
+        lock.acquire()
+    except filelock.Timeout:
+        try:
+            holder = path.read_text(errors="replace").strip() or "unknown"
+        except OSError:
+            holder = "unknown"
+        raise IndexLockedError(
+            f"another `partnerbot index` is running (pid {holder}; lock {path}); wait for it to finish"
+        ) from None
+    try:
         yield
     finally:
-        os.close(fd)
+        lock.release()

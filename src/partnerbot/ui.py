@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import html
 import logging
 import re
+import socket
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -268,21 +273,59 @@ def build_app(settings: Settings, assistant: Assistant | None = None) -> FastAPI
     )
 
 
-def serve(settings: Settings) -> None:
-    """Warm the model and index, then serve until interrupted. Never opens a share tunnel."""
+def listen(host: str, port: int) -> socket.socket:
+    """A socket bound to `host:port` for uvicorn, so a busy port is found before the model loads.
+
+    Raises:
+        PartnerbotError: the port is taken, or the address cannot be used.
+    """
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does; a live listener still conflicts
+    except OSError as exc:
+        raise PartnerbotError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise PartnerbotError(f"port {port} on {host} is already in use: stop the program using it, "
+                                  "or choose another port with --port") from exc
+        raise PartnerbotError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    return sock
+
+
+def serve(settings: Settings, loading: Callable[[str], AbstractContextManager[Any]] | None = None) -> None:
+    """Warm the model and index, then serve until interrupted. Never opens a share tunnel.
+
+    Args:
+        loading: shows a named step while the model and the index load (the CLI's spinner).
+
+    Raises:
+        PartnerbotError: the port is taken, or there is no usable index.
+    """
     import torch
     import uvicorn
 
-    # Several questions run at once: one torch thread each beats oversubscribed intra-op threads.
-    torch.set_num_threads(1)
-    # The warm-up question is one the assistant answers (a test checks it): it never reaches the unanswered log.
-    assistant = Assistant(settings, front_end=True)
+    logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    sock = listen(settings.host, settings.port)
     try:
-        assistant.ask(EXAMPLE_QUESTIONS[0])  # load the model and the index before the first visitor
-    except StoreUnavailableError:
-        log.warning("the vector store is unreachable; the chat will say so until it is back")
-    app = build_app(settings, assistant)
+        # Several questions run at once: one torch thread each beats oversubscribed intra-op threads.
+        torch.set_num_threads(1)
+        # The warm-up question is one the assistant answers (a test checks it): it never reaches the unanswered log.
+        assistant = Assistant(settings, front_end=True)
+        with (loading or (lambda _name: contextlib.nullcontext()))("loading the model and the index"):
+            try:
+                assistant.ask(EXAMPLE_QUESTIONS[0])  # load the model and the index before the first visitor
+            except StoreUnavailableError:
+                log.warning("the vector store is unreachable; the chat will say so until it is back")
+            app = build_app(settings, assistant)
+    except BaseException:
+        sock.close()
+        raise
     print(f"partnerbot: serving http://{settings.host}:{settings.port} (index {assistant.version or 'not loaded'})",
           flush=True)
     # Open client streams must not hold a shutdown (SIGTERM) for long.
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", timeout_graceful_shutdown=3)
+    config = uvicorn.Config(app, log_level=settings.log_level, timeout_graceful_shutdown=3)
+    uvicorn.Server(config).run(sockets=[sock])
