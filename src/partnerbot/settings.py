@@ -44,7 +44,7 @@ class Settings(BaseSettings):
         "fitted", description="Answer selection: the fitted selector, or the hand-set one it replaces (comparison only).")
     selector_path: Path = Field(default_factory=lambda: bundled_selector_path(),
                                 description="The fitted answer selector written by `partnerbot tune`.")
-    concurrency: int = Field(16, ge=1, le=64, description="Gradio queue concurrency limit (questions answered at once).")
+    concurrency: int = Field(16, ge=1, le=64, description="Questions answered at once, in the Gradio queue and in the HTTP API.")
     eval_gate: bool = Field(True, description="Run the eval gate before `index` switches versions.")
     embed_batching: bool = Field(True, description="`serve`: embed questions that arrive together in one batch.")
     embed_batch_size: int = Field(32, ge=1, le=256, description="`serve`: most questions embedded in one batch.")
