@@ -149,23 +149,26 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-ne
 class Server:
     """A `partnerbot serve` subprocess on a free loopback port."""
 
-    def __init__(self, data_dir: Path, corpus: Path, chroma_url: str = "", extra_env: dict[str, str] | None = None):
+    def __init__(self, data_dir: Path, corpus: Path, chroma_url: str = "", env: dict[str, str] | None = None):
+        """`env` adds settings; the rate limit is off unless it sets one (tests/test_api.py tests the limit)."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.data_dir = data_dir
         self.gradio_tmp = data_dir.parent / f"gradio-{self.port}"  # where Gradio would store uploads
         env = cli_env(data_dir, corpus, chroma_url) | {"PARTNERBOT_PORT": str(self.port),
-                                                        "GRADIO_TEMP_DIR": str(self.gradio_tmp)} | (extra_env or {})
-        self.log = open(data_dir.parent / f"serve-{self.port}.log", "wb")  # noqa: SIM115
+                                                        "GRADIO_TEMP_DIR": str(self.gradio_tmp),
+                                                        "PARTNERBOT_RATE_LIMIT": "0"} | (env or {})
+        self.log_path = data_dir.parent / f"serve-{self.port}.log"
+        self.log = open(self.log_path, "wb")  # noqa: SIM115
         self.proc = subprocess.Popen([sys.executable, "-m", "partnerbot.cli", "serve"], env=env,
                                      stdout=self.log, stderr=subprocess.STDOUT)
         wait_http(f"{self.url}/healthz", 120, self.proc)
 
-    def client(self) -> Client:
-        return Client(self.url + "/", verbose=False)
+    def client(self, headers: dict[str, str] | None = None) -> Client:
+        return Client(self.url + "/", verbose=False, headers=headers)
 
-    def ask(self, question: str, history: list[str] | None = None) -> dict:
-        return self.client().predict(question, history or [], api_name="/ask")
+    def ask(self, question: str, history: list[str] | None = None, headers: dict[str, str] | None = None) -> dict:
+        return self.client(headers).predict(question, history or [], api_name="/ask")
 
     def stop(self) -> None:
         self.proc.terminate()

@@ -54,7 +54,7 @@ def test_only_front_ends_log_refusals_and_only_when_switched_on(real_index: Path
 
 def test_the_chat_page_logs_refusals_through_the_same_path(real_index: Path, tmp_path: Path) -> None:
     log = tmp_path / "served.jsonl"
-    srv = Server(real_index, ROOT / "corpus", extra_env={"PARTNERBOT_LOG_UNANSWERED": "1",
+    srv = Server(real_index, ROOT / "corpus", env={"PARTNERBOT_LOG_UNANSWERED": "1",
                                                          "PARTNERBOT_UNANSWERED_LOG": str(log)})
     try:
         assert srv.ask("How tall is the Eiffel Tower?", ["What is HERO Corps?"])["refused"]

@@ -11,12 +11,14 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from . import heuristic, refusal, store, unanswered
-from .embed import embed_query
+from .embed import query_embedder
 from .errors import IndexNotBuiltError, InputError, StoreUnavailableError
 from .features import Candidates, Query, featurize
 from .language import foreign_reply
@@ -96,13 +98,15 @@ class Prepared:
     query: Query
     hits: list[Hit]
     candidates: Candidates
+    embed_ms: float = 0.0
 
 
 class Assistant:
     """Answers questions from the active index version; reloads when the version switches."""
 
     def __init__(self, settings: Settings, pointer_check_seconds: float = 1.0, version: str | None = None,
-                 check_selector: bool = True, front_end: bool = False):
+                 check_selector: bool = True, front_end: bool = False,
+                 embedder: Callable[[str], np.ndarray] | None = None):
         """`version` pins one index version (the eval gate); by default the active one is followed.
 
         `check_selector=False` skips the check that the version records the installed selector
@@ -110,9 +114,11 @@ class Assistant:
         `front_end=True` marks an assistant that answers people (the chat page, `ask`, `chat`): only its
         refusals go to the unanswered log, and only when `settings.log_unanswered` is on. Evaluation
         runs leave it off, so their refuse cases never pass for questions from the public.
+        `embedder` embeds one question (default: one at a time; `serve` passes a batching one).
         """
         self.settings = settings
         self._log_unanswered = front_end and settings.log_unanswered
+        self._embed = embedder or query_embedder(settings, batching=False)
         self._pinned = version
         self._check_selector = check_selector
         self._lock = threading.Lock()
@@ -187,10 +193,12 @@ class Assistant:
         normal = state.normalizer
         q = normal(question)
         context = contextual_query(q, [normal(t) for t in history])
-        vector = embed_query(self.settings, context)
+        t0 = time.perf_counter()
+        vector = self._embed(context)
+        embed_ms = _ms(t0)
         hits = retrieve(state, state.expand(context), vector, self.settings.retriever, self.settings.top_k)
         query = Query(q, context, vector)
-        return Prepared(state, query, hits, featurize(state, query, hits))
+        return Prepared(state, query, hits, featurize(state, query, hits), embed_ms)
 
     def ask(self, question: str, history: Sequence[str] = ()) -> Answer:
         """Answer `question` from the corpus, using `history` (earlier user turns) for follow-ups.
@@ -219,7 +227,10 @@ class Assistant:
         picked, evidence = self._choose(prepared)
         text, sources = _compose(state, picked)
         t3 = time.perf_counter()
-        timings = {"load": (t1 - t0) * 1000, "retrieve": (t2 - t1) * 1000, "select": (t3 - t2) * 1000,
+        # embed: the question's vector (batched in `serve`); retrieve: normalising, retrieval and features;
+        # compose: choosing the sentences and writing the cited answer.
+        timings = {"load": (t1 - t0) * 1000, "embed": prepared.embed_ms,
+                   "retrieve": (t2 - t1) * 1000 - prepared.embed_ms, "compose": (t3 - t2) * 1000,
                    "total": (t3 - t0) * 1000}
         doc_ids = tuple(dict.fromkeys(h.chunk.doc_id for h in prepared.hits))
         if not sources:

@@ -1,10 +1,15 @@
-"""The sentence-transformers model, loaded once per process through llama-index."""
+"""The sentence-transformers model, loaded once per process through llama-index, and the question batcher."""
 
 from __future__ import annotations
 
+import collections
 import functools
 import os
+import queue
+import threading
+import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from typing import Any
 
 import numpy as np
@@ -64,3 +69,70 @@ def embed_texts(settings: Settings, texts: Sequence[str], on_batch: Callable[[in
 def embed_query(settings: Settings, text: str) -> np.ndarray:
     """The unit-length embedding of one question."""
     return np.asarray(embed_model(settings).get_query_embedding(text), dtype=np.float32)
+
+
+def _embed_queries(settings: Settings, texts: list[str]) -> np.ndarray:
+    # The very call `get_query_embedding` makes for one text (same prompt, same normalisation), over a list.
+    vectors = embed_model(settings)._embed(texts, prompt_name="query")
+    return np.asarray(vectors, dtype=np.float32).reshape(len(texts), -1)
+
+
+class QueryBatcher:
+    """Embeds questions that arrive together in one batch.
+
+    Callers block in `embed`; one worker thread takes the first waiting question, collects more for up
+    to `wait_ms` or until `max_batch` are waiting, and embeds them in one forward pass. Under load the
+    next batch fills while the current one is embedded, so throughput rises with the load.
+    """
+
+    def __init__(self, encode: Callable[[list[str]], np.ndarray], max_batch: int, wait_ms: float):
+        self._encode = encode
+        self._max = max_batch
+        self._wait = wait_ms / 1000
+        self._queue: queue.SimpleQueue[tuple[str, Future[np.ndarray]]] = queue.SimpleQueue()
+        self._worker: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+        self.batch_sizes: collections.Counter[int] = collections.Counter()
+
+    def embed(self, text: str) -> np.ndarray:
+        """The embedding of `text`, computed in a batch with whatever else is waiting.
+
+        Raises:
+            Whatever the encoder raised for the batch.
+        """
+        if self._worker is None:
+            with self._start_lock:
+                if self._worker is None:
+                    self._worker = threading.Thread(target=self._run, name="query-batcher", daemon=True)
+                    self._worker.start()
+        future: Future[np.ndarray] = Future()
+        self._queue.put((text, future))
+        return future.result()
+
+    def _run(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            deadline = time.monotonic() + self._wait
+            while len(batch) < self._max:
+                try:  # what is already waiting joins at once; then wait out the window
+                    batch.append(self._queue.get(timeout=max(0.0, deadline - time.monotonic())))
+                except queue.Empty:
+                    break
+            self.batch_sizes[len(batch)] += 1
+            try:
+                vectors = self._encode([text for text, _ in batch])
+            except Exception as exc:  # every caller of this batch gets the error
+                for _, future in batch:
+                    future.set_exception(exc)
+                continue
+            for (_, future), vector in zip(batch, vectors, strict=True):
+                future.set_result(vector)
+
+
+def query_embedder(settings: Settings, batching: bool) -> Callable[[str], np.ndarray]:
+    """`embed_query` for `settings`, through a `QueryBatcher` when `batching` is on."""
+    if not batching:
+        return functools.partial(embed_query, settings)
+    batcher = QueryBatcher(functools.partial(_embed_queries, settings), settings.embed_batch_size,
+                           settings.embed_batch_wait_ms)
+    return batcher.embed

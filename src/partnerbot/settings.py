@@ -67,7 +67,7 @@ class Settings(BaseSettings):
         "fitted", description="Answer selection: the fitted selector, or the hand-set one it replaces (comparison only).")
     selector_path: Path = Field(default_factory=lambda: bundled_selector_path(),
                                 description="The fitted answer selector written by `partnerbot tune`.")
-    concurrency: int = Field(16, ge=1, le=64, description="Gradio queue concurrency limit (questions answered at once).")
+    concurrency: int = Field(16, ge=1, le=64, description="Questions answered at once, in the Gradio queue and in the HTTP API.")
     eval_gate: bool = Field(True, description="Run the eval gate before `index` switches versions.")
     log_unanswered: bool = Field(
         False, description="Record refused questions (their text and the date, nothing else) for `report unanswered`.")
@@ -109,6 +109,15 @@ class Settings(BaseSettings):
     @property
     def thresholds_path(self) -> Path:
         return self.evals_dir / "thresholds.toml"
+
+    embed_batching: bool = Field(True, description="`serve`: embed questions that arrive together in one batch.")
+    embed_batch_size: int = Field(32, ge=1, le=256, description="`serve`: most questions embedded in one batch.")
+    embed_batch_wait_ms: float = Field(
+        2.0, ge=0, le=100, description="`serve`: how long a batch waits for more questions, in milliseconds.")
+    rate_limit: float = Field(
+        2.0, ge=0, description="`serve`: requests per second each client address may make, sustained; 0 = no limit.")
+    rate_burst: int = Field(30, ge=1, description="`serve`: requests a client address may make at once (bucket size).")
+    log_questions: bool = Field(False, description="`serve`: put question text in the JSON access log.")
 
     @property
     def model_path(self) -> str:

@@ -1,4 +1,4 @@
-"""The public chat page (Gradio Blocks), the `/ask` API and the `/healthz` route."""
+"""The public chat page (Gradio Blocks) and Gradio's `/ask` API, and the one FastAPI app that serves them with `api`."""
 
 from __future__ import annotations
 
@@ -19,17 +19,24 @@ import gradio as gr
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
-from . import feedback
+from . import __version__, api, feedback
 from .answer import Assistant
+from .api import error_json
 from .errors import InputError, PartnerbotError, StoreUnavailableError
+from .limits import RateLimiter, RateLimitMiddleware, limited_message
 from .phrases import CITATION_RE, EXAMPLE_QUESTIONS
 from .settings import Settings
+from .telemetry import AccessLogMiddleware, Metrics, configure_access_log, endpoint_of, outcome_of
 from .types import Answer
 
 log = logging.getLogger("partnerbot.ui")
 TROUBLE = "Sorry, something went wrong while answering. Please try again."
+STORE_DOWN = "The assistant is temporarily unavailable. Please try again in a minute."
 STATIC = Path(__file__).parent / "static"
 CSS = (STATIC / "page.css").read_text(encoding="utf-8")
+API_DESCRIPTION = ("Cited, extractive answers about ICE partnership programs. Each `[n]` in an answer is its source "
+                   "`n`, whose `quote` is verbatim from the document. `/v1/chat/completions` speaks OpenAI's chat "
+                   "protocol (model `partnerbot`).")
 HEAD = f"<script>\n{(STATIC / 'page.js').read_text(encoding='utf-8')}</script>"
 # WCAG 2.1 AA asks 4.5:1 for text. Gradio's default orange (#f97316, #ea580c in the dark theme) gives white
 # text 2.8:1 and 3.6:1; orange-700 gives 5.2:1 and orange-800, on hover, 7.3:1. Its placeholders (#bbbbc2 on
@@ -42,11 +49,6 @@ THEME = gr.themes.Default().set(
 )
 
 
-def error_json(question: str, message: str) -> dict[str, Any]:
-    """The `/ask` reply for unusable input: the same shape, refused, with an `error` field."""
-    return {"question": question, "answer": message, "refused": True, "sources": [], "timings_ms": {}, "error": message}
-
-
 def safe_ask(assistant: Assistant, question: Any, history: Any) -> tuple[Answer | None, str | None]:
     """Call `Assistant.ask`, turning every failure into a message fit for the public."""
     try:
@@ -54,7 +56,7 @@ def safe_ask(assistant: Assistant, question: Any, history: Any) -> tuple[Answer 
     except InputError as exc:
         return None, f"{str(exc)[0].upper()}{str(exc)[1:]}."
     except StoreUnavailableError:
-        return None, "The assistant is temporarily unavailable. Please try again in a minute."
+        return None, STORE_DOWN
     except PartnerbotError as exc:
         log.error("cannot answer: %s", exc)
         return None, "The assistant is not ready: its index is missing or out of date. Please try again later."
@@ -123,8 +125,34 @@ def sources_html(assistant: Assistant, record: dict[str, Any] | None, number: in
     return "".join(cards)
 
 
-def build_blocks(settings: Settings, assistant: Assistant) -> gr.Blocks:
-    """The chat page. All conversation state lives in per-session `gr.State`."""
+def _client(request: gr.Request | None) -> str:
+    client = getattr(request, "client", None)
+    return str(getattr(client, "host", None) or "unknown")
+
+
+def build_blocks(settings: Settings, assistant: Assistant, metrics: Metrics | None = None,
+                 limiter: RateLimiter | None = None) -> gr.Blocks:
+    """The chat page. All conversation state lives in per-session `gr.State`.
+
+    `limiter` charges each question to its client (over the limit, the page says so politely);
+    `metrics` counts each question by outcome.
+    """
+    metrics = metrics or Metrics(lambda: assistant.version)
+    limiter = limiter or RateLimiter(settings.rate_limit, settings.rate_burst)
+
+    def answer_or_problem(endpoint: str, question: Any, history: Any,
+                          request: gr.Request | None) -> tuple[Answer | None, str | None, str]:
+        """(answer, problem, outcome): the rate limit, then `safe_ask`, counted in the metrics."""
+        t0 = time.perf_counter()
+        wait = limiter.take(_client(request))
+        if wait:
+            metrics.observe(endpoint, "rate_limited")
+            return None, limited_message(wait), "rate_limited"
+        answer, problem = safe_ask(assistant, question, history)
+        outcome = outcome_of(answer) if answer is not None else (
+            "unavailable" if problem in (STORE_DOWN, api.NOT_READY) else "error" if problem == TROUBLE else "invalid")
+        metrics.observe(endpoint, outcome, time.perf_counter() - t0, answer)
+        return answer, problem, outcome
     with gr.Blocks(title="partnerbot: ICE partnership programs") as demo:
         gr.Markdown(
             "# partnerbot\n"
@@ -153,9 +181,10 @@ def build_blocks(settings: Settings, assistant: Assistant) -> gr.Blocks:
                 gr.Markdown("## Sources")
                 panel = gr.HTML(sources_html(assistant, None, None), elem_id="sources")
 
-        def respond(question: str, messages: list[dict[str, Any]], records: list[dict[str, Any]]):  # type: ignore[no-untyped-def]
+        def respond(question: str, messages: list[dict[str, Any]], records: list[dict[str, Any]],  # type: ignore[no-untyped-def]
+                    request: gr.Request):
             history = [r["question"] for r in records if r["question"]]
-            answer, problem = safe_ask(assistant, question, history)
+            answer, problem, _ = answer_or_problem("chat_page", question, history, request)
             shown_q = html.escape(" ".join(str(question or "").split())[: settings.max_question_chars])
             messages = [*messages, {"role": "user", "content": shown_q or "(empty)"}]
             if answer is None:  # still one record per turn, so answer numbers match chat messages
@@ -204,10 +233,13 @@ def build_blocks(settings: Settings, assistant: Assistant) -> gr.Blocks:
         new.click(clear, None, [chat, answers, panel, box, status, announce], api_visibility="private")
         chat.clear(clear, None, [chat, answers, panel, box, status, announce], api_visibility="private")
 
-        def ask(question: str, history: list[str] | None = None) -> dict[str, Any]:
-            """Answer a question; returns the same JSON as `partnerbot ask --json`."""
-            answer, problem = safe_ask(assistant, question, history or [])
-            return answer.to_dict() if answer is not None else error_json(str(question)[:200], problem or TROUBLE)
+        def ask(question: str, history: list[str] | None = None, request: gr.Request = None) -> dict[str, Any]:  # type: ignore[assignment]
+            """Answer a question; returns the same JSON as `partnerbot ask --json` (`unavailable: true` in an outage)."""
+            answer, problem, outcome = answer_or_problem("gradio_ask", question, history or [], request)
+            if answer is not None:
+                return answer.to_dict()
+            data = error_json(str(question)[:200], problem or TROUBLE, unavailable=outcome == "unavailable")
+            return data | {"rate_limited": True} if outcome == "rate_limited" else data
 
         gr.api(ask, api_name="ask")
     return demo
@@ -248,11 +280,21 @@ def _answer_number(index: Any) -> int | None:
 
 
 def build_app(settings: Settings, assistant: Assistant | None = None) -> FastAPI:
-    """The FastAPI app: the chat page at `/`, `/healthz`, and the Gradio API."""
+    """The FastAPI app: the chat page at `/`, `/healthz`, the Gradio API, and the HTTP API of `api` (docs at `/docs`).
+
+    Every request passes the per-client rate limit and leaves one JSON line in the access log.
+    """
     assistant = assistant or Assistant(settings, front_end=True)
-    demo = build_blocks(settings, assistant)
+    metrics = Metrics(lambda: assistant.version)
+    limiter = RateLimiter(settings.rate_limit, settings.rate_burst)
+    demo = build_blocks(settings, assistant, metrics, limiter)
     demo.queue(default_concurrency_limit=settings.concurrency)
-    app = FastAPI(title="partnerbot", docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(title="partnerbot", version=__version__, docs_url="/docs", redoc_url=None,
+                  openapi_url="/openapi.json", description=API_DESCRIPTION)
+    api.register(app, assistant, metrics, settings.concurrency)
+    app.add_middleware(RateLimitMiddleware, limiter=limiter,
+                       on_limited=lambda path: metrics.observe(endpoint_of(path), "rate_limited"))
+    app.add_middleware(AccessLogMiddleware, log_questions=settings.log_questions)
 
     @app.middleware("http")
     async def no_uploads(request: Any, call_next: Any) -> Any:
@@ -308,13 +350,17 @@ def serve(settings: Settings, loading: Callable[[str], AbstractContextManager[An
     import torch
     import uvicorn
 
+    from .embed import query_embedder
+
     logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    configure_access_log()
     sock = listen(settings.host, settings.port)
     try:
         # Several questions run at once: one torch thread each beats oversubscribed intra-op threads.
         torch.set_num_threads(1)
         # The warm-up question is one the assistant answers (a test checks it): it never reaches the unanswered log.
-        assistant = Assistant(settings, front_end=True)
+        assistant = Assistant(settings, front_end=True,
+                              embedder=query_embedder(settings, batching=settings.embed_batching))
         with (loading or (lambda _name: contextlib.nullcontext()))("loading the model and the index"):
             try:
                 assistant.ask(EXAMPLE_QUESTIONS[0])  # load the model and the index before the first visitor
@@ -327,5 +373,5 @@ def serve(settings: Settings, loading: Callable[[str], AbstractContextManager[An
     print(f"partnerbot: serving http://{settings.host}:{settings.port} (index {assistant.version or 'not loaded'})",
           flush=True)
     # Open client streams must not hold a shutdown (SIGTERM) for long.
-    config = uvicorn.Config(app, log_level=settings.log_level, timeout_graceful_shutdown=3)
+    config = uvicorn.Config(app, log_level=settings.log_level, timeout_graceful_shutdown=3, access_log=False)
     uvicorn.Server(config).run(sockets=[sock])

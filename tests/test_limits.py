@@ -1,0 +1,81 @@
+"""The token bucket (with a controlled clock) and the question batcher (with the real model)."""
+
+from __future__ import annotations
+
+import concurrent.futures
+
+import numpy as np
+import pytest
+
+from partnerbot.embed import QueryBatcher, _embed_queries, embed_query
+from partnerbot.limits import RateLimiter, limited_message
+from partnerbot.settings import Settings
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_bucket_allows_the_burst_then_refills_at_the_rate() -> None:
+    clock = Clock()
+    limiter = RateLimiter(rate=2.0, burst=3, clock=clock)
+    assert [limiter.take("a") for _ in range(3)] == [0.0, 0.0, 0.0]
+    wait = limiter.take("a")
+    assert wait == pytest.approx(0.5)  # one token comes back every 1/rate seconds
+    assert limiter.take("b") == 0.0  # another client has its own bucket
+    clock.now += 0.25
+    assert limiter.take("a") == pytest.approx(0.25)  # half a token: still refused, the wait shrinks
+    clock.now += 0.25
+    assert limiter.take("a") == 0.0
+    assert limiter.take("a") > 0
+    clock.now += 100  # a long pause refills to the burst, not beyond
+    assert [limiter.take("a") for _ in range(4)].count(0.0) == 3
+
+
+def test_rate_zero_turns_the_limit_off() -> None:
+    limiter = RateLimiter(rate=0, burst=1)
+    assert all(limiter.take("a") == 0.0 for _ in range(1000))
+
+
+def test_full_buckets_are_forgotten_past_the_client_cap() -> None:
+    clock = Clock()
+    limiter = RateLimiter(rate=1.0, burst=2, clock=clock, max_clients=10)
+    for i in range(10):
+        limiter.take(f"c{i}")
+    clock.now += 5  # all ten refilled
+    limiter.take("hammer")
+    limiter.take("new")
+    assert set(limiter._buckets) == {"hammer", "new"}  # the ten full ones went; the spent ones stay
+
+
+def test_limited_message_is_polite_and_says_how_long() -> None:
+    assert "Please wait 3 seconds" in limited_message(2.2)
+    assert "Please wait 1 second and" in limited_message(0.1)
+
+
+def test_batched_embeddings_match_single_ones_and_form_batches(model: object) -> None:
+    settings = Settings()
+    texts = [f"What does program {i} of the ICE partnerships do?" for i in range(24)] + ["What is HERO Corps?"]
+    batcher = QueryBatcher(lambda batch: _embed_queries(settings, batch), max_batch=8, wait_ms=20)
+    with concurrent.futures.ThreadPoolExecutor(len(texts)) as pool:
+        vectors = list(pool.map(batcher.embed, texts))
+    for text, vector in zip(texts, vectors, strict=True):
+        assert np.allclose(vector, embed_query(settings, text), atol=1e-5), text
+    assert max(batcher.batch_sizes) > 1 and max(batcher.batch_sizes) <= 8
+    assert sum(k * v for k, v in batcher.batch_sizes.items()) == len(texts)
+
+
+def test_a_failed_batch_reaches_every_caller() -> None:
+    def broken(batch: list[str]) -> np.ndarray:
+        raise RuntimeError(f"encoder failed on {len(batch)}")
+
+    batcher = QueryBatcher(broken, max_batch=4, wait_ms=1)
+    with pytest.raises(RuntimeError, match="encoder failed"):
+        batcher.embed("What is BEST?")
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        futures = [pool.submit(batcher.embed, "q") for _ in range(3)]
+    assert all(isinstance(f.exception(), RuntimeError) for f in futures)
