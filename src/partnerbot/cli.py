@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 
 from .errors import CorpusErrors, PartnerbotError
+from .phrases import GENERATED_NOTE
 from .settings import Settings
 
 app = typer.Typer(help="partnerbot: cited answers about ICE partnership programs.", no_args_is_help=True,
@@ -156,6 +157,8 @@ def ask(
         raise typer.Exit(4)
     if as_json:
         return
+    if answer.mode == "generated":
+        out.print(GENERATED_NOTE, style="italic", highlight=False, markup=False)
     out.print(answer.text, highlight=False, markup=False)
     for s in answer.sources:
         out.print(f"\n[{s.n}] {s.title} (as of {s.date}) - {s.section}\n    {s.url}\n    \"{s.quote}\"",
@@ -185,7 +188,8 @@ def evaluate(
         "--cases", help="A cases file or folder (repeatable); default: the test split, evals/test/.")] = None,
     retriever: Annotated[str | None, typer.Option(help="hybrid, dense or bm25.")] = None,
     answerer: Annotated[str | None, typer.Option(
-        help="fitted (default) or heuristic: the hand-set answerer, for a side-by-side comparison.")] = None,
+        help="fitted (default); heuristic: the hand-set answerer, for a side-by-side comparison; generated: "
+             "fitted, then written by the model at PARTNERBOT_LLM_URL and checked.")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the JSON report here.")] = None,
     html_out: Annotated[Path | None, typer.Option("--html", help="Write the HTML report here.")] = None,
     compare: Annotated[Path | None, typer.Option(help="A previous JSON report to compare with.")] = None,
@@ -196,6 +200,7 @@ def evaluate(
 
     Example: partnerbot eval --check                (the test split, against evals/thresholds.toml)
              partnerbot eval --answerer heuristic --json heuristic.json
+             PARTNERBOT_LLM_URL=http://127.0.0.1:8080/v1 partnerbot eval --answerer generated
     """
     from .answer import Assistant
     from .evals import check_thresholds, load_cases, load_thresholds, report, run_cases
@@ -205,13 +210,19 @@ def evaluate(
     try:
         if retriever not in (None, "hybrid", "dense", "bm25"):
             raise PartnerbotError(f"--retriever must be hybrid, dense or bm25, got {retriever!r}")
-        if answerer not in (None, "fitted", "heuristic"):
-            raise PartnerbotError(f"--answerer must be fitted or heuristic, got {answerer!r}")
-        settings = _settings(retriever=retriever, answerer=answerer)
+        if answerer not in (None, "fitted", "heuristic", "generated"):
+            raise PartnerbotError(f"--answerer must be fitted, heuristic or generated, got {answerer!r}")
+        generated = answerer == "generated"
+        # Only --answerer generated writes answers with a model; every other run measures the quoted answers.
+        settings = _settings(retriever=retriever, answerer="fitted" if generated else answerer,
+                             llm_url=None if generated else "")
+        if generated and not settings.llm_url:
+            raise PartnerbotError("--answerer generated needs a model endpoint: set PARTNERBOT_LLM_URL "
+                                  "(e.g. http://127.0.0.1:8080/v1) and PARTNERBOT_LLM_MODEL")
         assistant = Assistant(settings)
         loaded = load_cases(cases or [TEST_CASES], assistant.doc_ids())
         results = run_cases(assistant, loaded)
-        data = report(results, retriever=settings.retriever, answerer=settings.answerer,
+        data = report(results, retriever=settings.retriever, answerer=answerer or settings.answerer,
                       index_version=assistant.version)
         previous = None
         if compare:
@@ -268,6 +279,28 @@ def tune(
               f"fitted on {result.cases} cases ({result.rows} candidate sentences), C={result.c}\n"
               f"{folds}-fold cross-validated: " + ", ".join(f"{k} {v}" for k, v in result.figures.items())
               + "\nnow run `partnerbot index` to record it", highlight=False)
+
+
+@app.command()
+def calibrate(
+    cases: Annotated[Path, typer.Option(help="The train split (never the test split).")] = TRAIN_CASES,
+    output: Annotated[Path | None, typer.Option(
+        "--out", help="Where to write the threshold (default: the installed one).")] = None,
+) -> None:
+    """Calibrate the similarity threshold that generated sentences must reach, on the train split.
+
+    Example: partnerbot calibrate
+    """
+    from .calibrate import calibrate as fit
+
+    try:
+        if cases.resolve().is_relative_to(TEST_CASES.resolve()):
+            raise PartnerbotError(f"{cases}: the test split is only ever measured; calibrate on {TRAIN_CASES}")
+        path, verifier = fit(_settings(), cases, output)
+    except PartnerbotError as exc:
+        _fail(exc)
+    out.print(f"similarity threshold {verifier.threshold:.4f} written to {path}\n"
+              + ", ".join(f"{k} {v}" for k, v in (verifier.figures or {}).items()), highlight=False)
 
 
 @feedback_app.command("export")
