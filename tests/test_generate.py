@@ -294,3 +294,45 @@ def test_a_real_model_answer_is_checked_sentence_by_sentence(real_index: Path, l
             assert answer.fallback and answer.text == answer.extractive
     # The model's reply reached the verifier: it either kept a sentence or dropped one with a reason.
     assert any(a.mode == "generated" or a.dropped or a.fallback.startswith("malformed") for a in answers)
+
+
+# -- evals, CLI and UI --------------------------------------------------------------------------------
+def test_eval_reports_dropped_sentences_and_fallbacks_beside_the_quoted_answer(generating: Assistant,
+                                                                                stub: Stub) -> None:
+    from partnerbot.evals import Case, metrics, report, run_cases
+
+    stub.reply = lambda s, body: f"{s[0]} [1] It was founded together with Interpol [1]."
+    cases = [Case("c3", QUESTION, facts=(("1997",),)), Case("moon", "What is the capital of Mongolia?", refuse=True)]
+    results = run_cases(generating, cases)
+    figures = metrics(results)
+    assert figures["generation_tried"] == 1 and figures["fallback_rate"] == 0.0
+    assert figures["generated_sentences_kept"] == 0.5 and figures["pass_rate"] == 1.0
+    [c3, moon] = report(results)["cases"]
+    assert c3["mode"] == "generated" and c3["extractive"].startswith("The U.S. Customs Service")
+    assert c3["dropped"] == [{"text": "It was founded together with Interpol.",
+                              "reason": "not in the cited sentences: interpol"}]
+    assert moon["mode"] == "extractive" and moon["extractive"] == ""
+
+
+def test_eval_with_the_generated_answerer_needs_an_endpoint() -> None:
+    from typer.testing import CliRunner
+
+    from partnerbot.cli import app
+
+    result = CliRunner().invoke(app, ["eval", "--answerer", "generated"])
+    assert result.exit_code == 1
+    assert "PARTNERBOT_LLM_URL" in result.output
+
+
+def test_the_page_marks_generated_answers_and_keeps_the_quotes() -> None:
+    from partnerbot.phrases import GENERATED_NOTE
+    from partnerbot.ui import generated_mark, sources_html
+
+    source = {"n": 1, "doc_id": "cyber-crimes-center", "title": "C3", "url": "https://example.org", "date": "2020",
+              "section": "About", "quote": "C3 was established in 1997.", "start": 0, "end": 27, "score": 0.9}
+    record = {"question": QUESTION, "answer": {"answer": "It opened in 1997. [1]", "mode": "generated",
+                                               "sources": [source]}}
+    assert GENERATED_NOTE in generated_mark(record["answer"])
+    assert generated_mark({"mode": "extractive"}) == ""
+    cards = sources_html(None, record, 1)  # type: ignore[arg-type]
+    assert "written by a language model" in cards and "C3 was established in 1997." in cards

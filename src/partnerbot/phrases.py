@@ -26,7 +26,7 @@ UNAVAILABLE = (
 )
 
 # Shown above an answer written by a language model (`Answer.mode == "generated"`).
-GENERATED_NOTE = "Written by a language model from the sources below."
+GENERATED_NOTE = "Written by a language model from the sources below: the quotes there are the evidence."
 
 CITATION = "[{n}]"
 CITATION_RE = re.compile(r"\[(\d+)\]")
