@@ -337,3 +337,21 @@ def test_the_page_marks_generated_answers_and_keeps_the_quotes() -> None:
     assert generated_mark({"mode": "extractive"}) == ""
     cards = sources_html(None, record, 1)  # type: ignore[arg-type]
     assert "written by a language model" in cards and "C3 was established in 1997." in cards
+
+
+def test_the_eval_table_shows_a_model_s_brackets_as_text() -> None:
+    import io
+
+    from rich.console import Console
+
+    from partnerbot.report import print_report
+
+    case = {"id": "c3", "passed": True, "reasons": [], "question": QUESTION, "answer": "Quoted. [1]", "sources": [],
+            "latency_ms": 1.0, "mode": "extractive", "fallback": "no generated sentence passed verification",
+            "dropped": [{"text": "It opened [/INST] in 1997.", "reason": "malformed citation [/INST]"}],
+            "extractive": "Quoted. [1]"}
+    buffer = io.StringIO()
+    print_report({"metrics": {"pass_rate": 1.0}, "cases": [case]}, Console(file=buffer, width=200))
+    shown = buffer.getvalue()
+    assert "It opened [/INST] in 1997. (malformed citation [/INST])" in shown
+    assert "extractive: no generated sentence passed verification" in shown

@@ -6,6 +6,7 @@ import html
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 RATE_METRICS = ("pass_rate", "hit@1", "hit@3", "hit@5", "mrr", "citation_hit", "fact_recall",
@@ -52,7 +53,8 @@ def generation_table(cases: list[dict[str, Any]]) -> Table:
         dropped = "\n".join(f"{d['text']} ({d['reason']})" for d in c["dropped"])
         mode = c["mode"] if not c["fallback"] else f"extractive: {c['fallback']}"
         shown = c["answer"] if c["mode"] == "generated" else ""
-        table.add_row(c["id"], mode, dropped, shown, c["extractive"])
+        # A model's words may hold "[/...]", which rich would read as markup.
+        table.add_row(*(escape(x) for x in (c["id"], mode, dropped, shown, c["extractive"])))
     return table
 
 
