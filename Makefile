@@ -26,7 +26,18 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e .
 	touch $@
 
-$(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
+# llama-cpp-python (its OpenAI-compatible server, for the generation tests) has no CPU wheel on PyPI and
+# compiles llama.cpp from source: about 30 minutes on 2 shared cores the first time. It gets its own step so
+# it is installed once per venv, and pip keeps the built wheel in its cache, so a fresh clone or a new venv
+# on the same machine reuses it in seconds. Keep the version spec in step with the [dev] extra.
+# LLAVA_BUILD=OFF skips the multimodal library (loaded only by image chat handlers, never by the text server):
+# part of the measured build, so a first build should take less; not measured separately.
+LLAMA_CPP := llama-cpp-python[server]>=0.3.16,<0.4
+$(VENV)/.installed-llm: | $(VENV)/.installed
+	CMAKE_BUILD_PARALLEL_LEVEL=2 CMAKE_ARGS="-DLLAVA_BUILD=OFF" $(BIN)/pip install --quiet '$(LLAMA_CPP)'
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed $(VENV)/.installed-llm
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 

@@ -172,8 +172,10 @@ def test_ask_json_matches_schema(real_index: Path, monkeypatch: pytest.MonkeyPat
                                       "Tell me about the Border Enforcement Security Task Forces", "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
-    assert set(data) == {"question", "answer", "refused", "unavailable", "language", "sources", "timings_ms"}
+    assert set(data) == {"question", "answer", "refused", "unavailable", "language", "mode", "fallback", "sources",
+                         "timings_ms"}
     assert data["unavailable"] is False and data["language"] == "en"
+    assert data["mode"] == "extractive" and data["fallback"] == ""  # no model unless PARTNERBOT_LLM_URL is set
     assert isinstance(data["refused"], bool) and data["timings_ms"]["total"] > 0
     for s in data["sources"]:
         assert set(s) == {"n", "doc_id", "title", "url", "date", "section", "quote", "start", "end", "score", "doc_url",

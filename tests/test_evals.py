@@ -84,7 +84,8 @@ def test_json_report_schema(tiny_index: Path, tmp_path: Path) -> None:
     assert data["metrics"]["refusal_accuracy"] == 0.0 and data["metrics"]["citation_validity"] == 1.0
     for case in data["cases"]:
         assert set(case) == {"id", "passed", "status", "reasons", "question", "answer", "refused", "sources",
-                             "gold", "retrieved_doc_ids", "latency_ms"}
+                             "gold", "retrieved_doc_ids", "latency_ms", "mode", "fallback", "dropped", "extractive"}
+        assert case["mode"] == "extractive" and case["extractive"] == ""  # no model unless --answerer generated
 
 
 def test_html_report_opens_in_chromium_with_failure_filter(tiny_index: Path, tmp_path: Path) -> None:

@@ -2,7 +2,8 @@
 
 The pipeline: clean the input, tell its language, normalise it against the corpus, add the
 conversation's topic to a follow-up, retrieve chunks, score candidate sentences with the fitted
-selector (`features`, `selector`) and choose the answer or refuse (`refusal`). The `Assistant`
+selector (`features`, `selector`) and choose the answer or refuse (`refusal`); with `llm_url` set, a
+language model rewrites the chosen sentences and each of its sentences is checked (`writer`). The `Assistant`
 itself keeps the loaded index version current and reports health.
 """
 
@@ -29,6 +30,7 @@ from .settings import Settings
 from .text import PRONOUNS, STOPWORDS, tokens
 from .types import Answer, Hit, Page, Source
 from .version import Version, load_version
+from .writer import Writer
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2064\ufeff]")
 _MARKUP = re.compile(r"<(script|style)\b.*?(</\1\s*>|$)|<!--.*?(-->|$)|</?[A-Za-z][^<>]*>", re.I | re.S)
@@ -125,8 +127,20 @@ class Assistant:
         self._client: Any = None
         self._state: Version | None = None
         self._selector: Selector | None = None
+        self._writer: Writer | None = None
         self._checked = 0.0
         self._interval = pointer_check_seconds
+
+    @property
+    def writer(self) -> Writer:
+        """The generated-answer writer (when `llm_url` is set), built once.
+
+        Raises:
+            VerifierError: the calibrated verification threshold is missing.
+        """
+        if self._writer is None:
+            self._writer = Writer(self.settings)
+        return self._writer
 
     # -- version management -------------------------------------------------------------
     @property
@@ -236,7 +250,10 @@ class Assistant:
         if not sources:
             self._unanswered(q)
             return Answer(q, REFUSAL, (), True, timings, doc_ids, state.version, evidence=evidence)
-        return Answer(q, text, tuple(sources), False, timings, doc_ids, state.version, evidence=evidence)
+        answer = Answer(q, text, tuple(sources), False, timings, doc_ids, state.version, evidence=evidence)
+        if self.settings.llm_url and self.settings.answerer == "fitted":  # a model rewrites the chosen quotes
+            return self.writer.write(answer, state.sentence_vecs[[i for i, _ in picked]])
+        return answer
 
     def _unanswered(self, question: str) -> None:
         """Record a refused question: the one place every front end's refusals are logged."""

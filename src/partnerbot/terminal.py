@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.text import Text
 
 from .errors import InputError, PartnerbotError
+from .phrases import GENERATED_NOTE
 from .types import Answer, Source
 
 if TYPE_CHECKING:  # `ask --url` prints answers without loading the answering stack
@@ -23,6 +24,8 @@ _FULL_SKIP = {"n", "title", "quote", "start", "end"}
 
 def print_answer(console: Console, answer: Answer) -> None:
     """The answer's text, then each source: number, title, section, quote, and the supporting page with its date."""
+    if answer.mode == "generated":
+        console.print(GENERATED_NOTE, style="italic", highlight=False, markup=False)
     console.print(answer.text, highlight=False, markup=False)
     for s in answer.sources:
         console.print(f"\n[{s.n}] {s.title} - {s.section}\n    \"{s.quote}\"\n    Source: {s.url} (as of {s.date})"

@@ -124,6 +124,14 @@ class Source:
 
 
 @dataclass(frozen=True)
+class Dropped:
+    """A generated sentence that failed verification, and why."""
+
+    text: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class Answer:
     """What `Assistant.ask` returns: the text with `[n]` markers and its sources."""
 
@@ -137,6 +145,10 @@ class Answer:
     unavailable: bool = False
     evidence: dict[str, float] = field(default_factory=dict)
     language: str = "en"
+    mode: str = "extractive"  # "generated": written by a language model from the sources, each sentence checked
+    fallback: str = ""  # why a generated answer was not given, when generation was asked for
+    dropped: tuple[Dropped, ...] = ()  # generated sentences that failed verification
+    extractive: str = ""  # the quoted answer a generated one was written from
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape shared by `ask --json` and the `/ask` endpoint."""
@@ -146,6 +158,8 @@ class Answer:
             "refused": self.refused,
             "unavailable": self.unavailable,
             "language": self.language,
+            "mode": self.mode,
+            "fallback": self.fallback,
             "sources": [s.to_dict() for s in self.sources],
             "timings_ms": dict(self.timings_ms),
         }

@@ -24,7 +24,7 @@ from .answer import Assistant
 from .api import error_json
 from .errors import InputError, PartnerbotError, StoreUnavailableError
 from .limits import RateLimiter, RateLimitMiddleware, limited_message
-from .phrases import CITATION_RE, EXAMPLE_QUESTIONS
+from .phrases import CITATION_RE, EXAMPLE_QUESTIONS, GENERATED_NOTE
 from .settings import Settings
 from .telemetry import AccessLogMiddleware, Metrics, configure_access_log, endpoint_of, outcome_of
 from .types import Answer
@@ -102,6 +102,9 @@ def sources_html(assistant: Assistant, record: dict[str, Any] | None, number: in
         return f"<p class='pb-note'>No sources for answer {number}: it was not answered from the documents.</p>"
     esc = html.escape
     cards = [f"<p class='pb-note'>Sources for answer {number}: “{esc(record['question'][:200])}”</p>"]
+    if data.get("mode") == "generated":
+        cards.append(f"<p class='pb-note pb-generated'>Answer {number} was written by a language model from these "
+                     "sources. The quotes below are the evidence.</p>")
     for s in data["sources"]:
         doc = assistant.document(s["doc_id"]) if assistant else None
         if doc is not None and doc.text[s["start"] : s["end"]] == s["quote"]:
@@ -199,10 +202,11 @@ def build_blocks(settings: Settings, assistant: Assistant, metrics: Metrics | No
             words = text.split(" ")
             step = max(4, len(words) // 8)
             for i in range(step, len(words), step):  # stream the plain text in; links come with the last part
-                yield [*messages, {"role": "assistant", "content": " ".join(words[:i])}], records, gr.update(), "", \
-                    gr.update()
+                partial = generated_mark(data) + " ".join(words[:i])
+                yield [*messages, {"role": "assistant", "content": partial}], records, gr.update(), "", gr.update()
                 time.sleep(0.02)
-            yield ([*messages, {"role": "assistant", "content": _linked(text, len(records), data["sources"])}], records,
+            shown = generated_mark(data) + _linked(text, len(records), data["sources"])
+            yield ([*messages, {"role": "assistant", "content": shown}], records,
                    sources_html(assistant, record, len(records)), "", announcement(data, len(records)))
 
         def select(records: list[dict[str, Any]], evt: gr.SelectData):  # type: ignore[no-untyped-def]
@@ -243,6 +247,13 @@ def build_blocks(settings: Settings, assistant: Assistant, metrics: Metrics | No
 
         gr.api(ask, api_name="ask")
     return demo
+
+
+def generated_mark(data: dict[str, Any]) -> str:
+    """The mark above an answer written by a language model; empty for a quoted answer."""
+    if data.get("mode") != "generated":
+        return ""
+    return f"<p class='pb-generated'><em>{html.escape(GENERATED_NOTE)}</em></p>"
 
 
 def _linked(text: str, number: int, sources: list[dict[str, Any]]) -> str:
