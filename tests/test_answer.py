@@ -171,7 +171,7 @@ def test_ask_json_matches_schema(real_index: Path, monkeypatch: pytest.MonkeyPat
     result = CliRunner().invoke(app, ["ask", "When were they created?", "--history",
                                       "Tell me about the Border Enforcement Security Task Forces", "--json"])
     assert result.exit_code == 0, result.output
-    data = json.loads(result.output)
+    data = json.loads(result.stdout)  # progress goes to stderr
     assert set(data) == {"question", "answer", "refused", "unavailable", "language", "mode", "fallback", "sources",
                          "timings_ms"}
     assert data["unavailable"] is False and data["language"] == "en"

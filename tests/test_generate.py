@@ -309,7 +309,7 @@ def test_eval_reports_dropped_sentences_and_fallbacks_beside_the_quoted_answer(g
     assert figures["generation_tried"] == 1 and figures["fallback_rate"] == 0.0
     assert figures["generated_sentences_kept"] == 0.5 and figures["pass_rate"] == 1.0
     [c3, moon] = report(results)["cases"]
-    assert c3["mode"] == "generated" and c3["extractive"].startswith("The U.S. Customs Service")
+    assert c3["mode"] == "generated" and "1997" in c3["extractive"]
     assert c3["dropped"] == [{"text": "It was founded together with Interpol.",
                               "reason": "not in the cited sentences: interpol"}]
     assert moon["mode"] == "extractive" and moon["extractive"] == ""
