@@ -265,7 +265,8 @@ def test_serve_log_level_reaches_uvicorn(tmp_path: Path, tiny_corpus: Path, mode
             proc.wait(30)
     text = log.read_text()
     assert "loading the model and the index..." in text
-    assert "Application startup complete" in text and "GET /healthz" in text  # uvicorn's info-level logs
+    assert "Application startup complete" in text  # uvicorn's info-level log
+    assert '"path": "/healthz"' in text  # requests go to partnerbot's JSON access log, not uvicorn's
 
 
 # -- progress ------------------------------------------------------------------------------------------------------
