@@ -216,3 +216,9 @@ def test_every_eval_answer_cites_the_page_behind_each_quoted_sentence(assistant:
         assert_invariants(assistant, answer)  # url/date/pages are the quoted sentence's footnote pages
         cited += len(answer.sources)
     assert cited >= 30  # the check ran over real citations, not only refusals
+
+
+def test_answer_json_reads_back_unchanged(assistant: Assistant) -> None:
+    data = assistant.ask("What is HERO Corps?").to_dict()
+    assert data["sources"] and data["sources"][0]["pages"]
+    assert json.loads(json.dumps(data)) == data  # lists, not tuples: what a client reads equals what was sent

@@ -120,7 +120,8 @@ class Source:
     pages: tuple[Page, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Plain JSON values: `pages` is a list of objects, as it reads back from JSON."""
+        return asdict(self) | {"pages": [asdict(p) for p in self.pages]}
 
 
 @dataclass(frozen=True)
