@@ -282,7 +282,11 @@ def test_store_outage_is_503_unavailable_on_every_endpoint(tmp_path: Path, tiny_
     srv = Server(tmp_path / "srv" / "data", tiny_corpus, chroma_server.url)
     try:
         assert "4817" in ask(srv, 1, {"question": question}).json()["answer"]
+        call = f"{srv.url}/gradio_api/call/ask"  # Gradio's REST route for the `/ask` endpoint
+        assert "event_id" in httpx.post(call, json={"data": [question, []]}, timeout=30).json()
         chroma_server.kill()
+        r = httpx.post(call, json={"data": [question, []]}, timeout=30)
+        assert r.status_code == 503 and r.json()["unavailable"] is True and r.json()["answer"] == UNAVAILABLE
         r = ask(srv, 1, {"question": question})
         assert r.status_code == 503 and r.json()["unavailable"] is True and r.json()["refused"]
         assert r.json()["answer"] == UNAVAILABLE and r.json()["sources"] == []

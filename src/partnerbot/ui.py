@@ -18,13 +18,14 @@ from urllib.parse import urlparse
 import gradio as gr
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from . import __version__, api, feedback
 from .answer import Assistant
 from .api import error_json
 from .errors import InputError, PartnerbotError, StoreUnavailableError
 from .limits import RateLimiter, RateLimitMiddleware, limited_message
-from .phrases import CITATION_RE, EXAMPLE_QUESTIONS, GENERATED_NOTE
+from .phrases import CITATION_RE, EXAMPLE_QUESTIONS, GENERATED_NOTE, UNAVAILABLE
 from .settings import Settings
 from .telemetry import AccessLogMiddleware, Metrics, configure_access_log, endpoint_of, outcome_of
 from .types import Answer
@@ -312,6 +313,17 @@ def build_app(settings: Settings, assistant: Assistant | None = None) -> FastAPI
         # The chat takes no files: Gradio's upload route would let anyone fill the disk, so it does not exist here.
         if request.url.path.rstrip("/").endswith("/upload"):
             return JSONResponse({"error": "this server accepts no uploads"}, status_code=404)
+        return await call_next(request)
+
+    @app.middleware("http")
+    async def gradio_ask_outage(request: Any, call_next: Any) -> Any:
+        # Gradio's REST route for `/ask` (POST /gradio_api/call/ask) answers 503 during an outage, as `/api/ask`
+        # does. Its queue protocol (what gradio_client speaks) has already sent 200 when the answer is made, so
+        # there the JSON's `unavailable: true` is the signal.
+        if request.method == "POST" and request.url.path.rstrip("/") == "/gradio_api/call/ask":
+            health = await run_in_threadpool(assistant.health)
+            if not health["store_reachable"]:
+                return JSONResponse(error_json("", UNAVAILABLE, unavailable=True), status_code=503)
         return await call_next(request)
 
     @app.get("/healthz")
