@@ -66,6 +66,9 @@ class SourceOut(BaseModel):
     quote: str = Field(description="Verbatim from the document, at [start, end).")
     start: int
     end: int
+    doc_url: str = Field(description="The document's own page; `url` is the page that supports the quote.")
+    page_title: str = Field(description="The title of the page at `url`, if known.")
+    pages: list[dict[str, str]] = Field(description="Every page the quote's footnotes cite ({url, date, title}), `url`'s first.")
 
 
 class AnswerOut(BaseModel):

@@ -18,6 +18,15 @@ RATE_METRICS = ("pass_rate", "hit@1", "hit@3", "hit@5", "mrr", "citation_hit", "
                 "refusal_accuracy", "false_refusal_rate", "citation_validity")
 
 
+_HEAD = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 1.5rem; color: #1a1a1a; }}
+table {{ border-collapse: collapse; width: 100%; }} td, th {{ border: 1px solid #ccc; padding: .3rem .5rem; vertical-align: top; text-align: left; }}
+"""  # the start of every HTML report; a `str.format` template (its braces doubled)
+
+
 def print_report(report: dict[str, Any], console: Console, comparison: dict[str, Any] | None = None) -> None:
     """Failures first, then the metrics (and the comparison, if any)."""
     cases = report["cases"]
@@ -110,13 +119,7 @@ def render_html(report: dict[str, Any], title: str = "partnerbot evaluation") ->
             f"{'<ol class=src>' + sources + '</ol>' if sources else ''}</td>"
             f"<td>{'<ul>' + reasons + '</ul>' if reasons else ''}</td><td>{c['latency_ms']}</td></tr>"
         )
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 1.5rem; color: #1a1a1a; }}
-table {{ border-collapse: collapse; width: 100%; }} td, th {{ border: 1px solid #ccc; padding: .3rem .5rem; vertical-align: top; text-align: left; }}
-.fail .status {{ color: #b3261e; font-weight: bold; }} .pass .status {{ color: #1b6e2a; }}
+    return _HEAD.format(title=esc(title)) + f""".fail .status {{ color: #b3261e; font-weight: bold; }} .pass .status {{ color: #1b6e2a; }}
 table.metrics {{ width: auto; }} .src {{ font-size: .9em; color: #333; }}
 body.only-failures tr.pass {{ display: none; }}
 </style></head><body>
@@ -162,13 +165,7 @@ def render_unanswered_html(groups: Sequence[Group], total: int, since: dt.date |
         items = "".join(f"<li><span class='n'>{n} ×</span> {esc(q)}</li>" for q, n in g.questions)
         dates = g.first.isoformat() if g.first == g.last else f"{g.first.isoformat()} to {g.last.isoformat()}"
         rows.append(f"<tr class='group'><td>{i}</td><td>{g.count}</td><td>{esc(dates)}</td><td><ul>{items}</ul></td></tr>")
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 1.5rem; color: #1a1a1a; }}
-table {{ border-collapse: collapse; width: 100%; }} td, th {{ border: 1px solid #ccc; padding: .3rem .5rem; vertical-align: top; text-align: left; }}
-ul {{ margin: 0; padding-left: 1.2rem; }} .n {{ color: #555; }}
+    return _HEAD.format(title=esc(title)) + f"""ul {{ margin: 0; padding-left: 1.2rem; }} .n {{ color: #555; }}
 </style></head><body>
 <h1>{esc(title)}</h1>
 <p>{esc(_unanswered_title(total, groups, since))}.</p>
