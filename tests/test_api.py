@@ -264,6 +264,11 @@ def test_docs_and_schema_and_no_uploads(api: Server) -> None:
     schema = httpx.get(f"{api.url}/openapi.json").json()
     assert {"/api/ask", "/v1/chat/completions", "/v1/models", "/metrics"} <= set(schema["paths"])
     assert set(schema["paths"]["/api/ask"]["post"]["responses"]) >= {"200", "400", "422", "429", "503"}
+    # The documented answer lists every key the answer JSON carries, so the schema cannot fall behind the types.
+    answer = httpx.post(f"{api.url}/api/ask", json={"question": "What is HERO Corps?"}, headers=as_client(91), timeout=30).json()
+    documented = schema["components"]["schemas"]
+    assert set(answer) - {"error"} <= set(documented["AnswerOut"]["properties"])
+    assert answer["sources"] and set(answer["sources"][0]) <= set(documented["SourceOut"]["properties"])
     assert "swagger" in httpx.get(f"{api.url}/docs").text.lower()
     probe = {"files": ("probe.txt", b"partnerbot-upload-probe" * 1000, "text/plain")}
     for path in ("/gradio_api/upload", "/api/ask", "/v1/chat/completions"):

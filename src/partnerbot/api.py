@@ -66,6 +66,7 @@ class SourceOut(BaseModel):
     quote: str = Field(description="Verbatim from the document, at [start, end).")
     start: int
     end: int
+    score: float = Field(description="The answerer's score for the sentence (for the fitted selector, the probability that it answers).")
     doc_url: str = Field(description="The document's own page; `url` is the page that supports the quote.")
     page_title: str = Field(description="The title of the page at `url`, if known.")
     pages: list[dict[str, str]] = Field(description="Every page the quote's footnotes cite ({url, date, title}), `url`'s first.")
@@ -79,6 +80,9 @@ class AnswerOut(BaseModel):
     answer: str
     refused: bool
     unavailable: bool
+    language: str = Field(description="The question's language; a question not in English gets a reply in it.")
+    mode: str = Field(description="`extractive` (quoted) or `generated` (written by a language model, each sentence checked).")
+    fallback: str = Field(description="Why a generated answer fell back to quotes; empty otherwise.")
     sources: list[SourceOut]
     timings_ms: dict[str, float]
     error: str | None = Field(None, description="Only when the question could not be answered: why.")
