@@ -35,7 +35,7 @@ def main() -> int:
     docs = {d.id: d for d in load_corpus(HERE.parent / "corpus")}
     files = list(args.files)
     if args.all:
-        files = sorted(set(case_files([HERE / "train"])) | set(files))
+        files = sorted({p.resolve() for p in case_files([HERE / "train"])} | {p.resolve() for p in files})
     try:
         cases = load_cases(files, docs)
         spans = locate_evidence(cases, {d: doc.text for d, doc in docs.items()})
