@@ -65,6 +65,7 @@ lint: $(VENV)/.installed-dev
 
 # The eval gate runs first so that pytest's summary is the last line of the run.
 test: $(VENV)/.installed-dev /usr/bin/chromium $(AXE) lint
+	$(BIN)/partnerbot splits
 	$(BIN)/partnerbot index --no-eval
 	$(BIN)/partnerbot eval --check
 	$(BIN)/python -m pytest

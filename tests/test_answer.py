@@ -141,7 +141,7 @@ def test_follow_up_uses_history_and_topic_switch(assistant: Assistant) -> None:
 @pytest.mark.parametrize(("query", "doc_id"), [("287(g)", "287g"), ("C3", "cyber-crimes-center"),
                                                ("BEST", "best"), ("Albence", "press-release-2020-07-30")])
 def test_acronyms_numbers_and_names_rank_first(assistant: Assistant, query: str, doc_id: str) -> None:
-    state = assistant._current()
+    state = assistant.snapshot()
     hits = retrieve(state, state.expand(query), embed_query(assistant.settings, query), "hybrid", 5)
     assert hits[0].chunk.doc_id == doc_id
 
@@ -172,7 +172,7 @@ def test_ask_json_matches_schema(real_index: Path, monkeypatch: pytest.MonkeyPat
                                       "Tell me about the Border Enforcement Security Task Forces", "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)  # progress goes to stderr
-    assert set(data) == {"question", "answer", "refused", "unavailable", "language", "mode", "fallback", "sources",
+    assert set(data) == {"question", "answer", "outcome", "refused", "unavailable", "language", "mode", "fallback", "sources",
                          "timings_ms"}
     assert data["unavailable"] is False and data["language"] == "en"
     assert data["mode"] == "extractive" and data["fallback"] == ""  # no model unless PARTNERBOT_LLM_URL is set

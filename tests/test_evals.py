@@ -246,11 +246,12 @@ def test_duplicate_cases_are_an_error(tmp_path: Path) -> None:
     assert len(load_cases([a, b])) == 2
 
 
-def _answer(question: str, quotes: list[tuple[str, int, int]], refused: bool = False, unavailable: bool = False) -> Answer:
+def _answer(question: str, quotes: list[tuple[str, int, int]], refused: bool = False, unavailable: bool = False,
+            outcome: str = "") -> Answer:
     sources = tuple(Source(n, "alpha", "Alpha", "https://example.gov/alpha", "2020-01-15", "History", q, s, e, 0.9)
                     for n, (q, s, e) in enumerate(quotes, 1))
     text = " ".join(f"{q} [{n}]" for n, (q, _, _) in enumerate(quotes, 1)) or "refused"
-    return Answer(question, text, sources, refused, {"total": 1.0}, unavailable=unavailable)
+    return Answer(question, text, sources, refused, {"total": 1.0}, unavailable=unavailable, outcome=outcome)
 
 
 def test_gold_metrics_input_errors_and_outages() -> None:
@@ -263,20 +264,28 @@ def test_gold_metrics_input_errors_and_outages() -> None:
     right = check_case(gold, _answer(gold.question, [second, first]), docs, spans)
     padded = check_case(gold, _answer(gold.question, [first, second]), docs, spans)
     wrong = check_case(gold, _answer(gold.question, [third]), docs, spans)
+    unsure = check_case(gold, _answer(gold.question, [third, second], outcome="uncertain"), docs, spans)
     assert right.passed and right.gold == [True, False]
-    assert padded.passed and padded.gold == [False, True]
-    assert not wrong.passed and "no answer sentence holds the gold evidence" in wrong.reasons
+    assert not padded.passed and padded.gold == [False, True]  # a confident answer must lead with the gold
+    assert "the answer's first sentence does not hold the gold evidence" in wrong.reasons and not wrong.passed
+    assert unsure.passed and unsure.status == "uncertain"  # unsure, but the gold is among the passages shown
     refuse = Case("refuse", "Who leads it today?", refuse=True)
     answered_refuse = check_case(refuse, _answer(refuse.question, [first]), docs, spans)
+    unsure_refuse = check_case(refuse, _answer(refuse.question, [first], outcome="uncertain"), docs, spans)
+    assert not unsure_refuse.passed and "showed passages on a refuse case" in unsure_refuse.reasons
     too_long = Case("long", "x" * 5000, input_error=True)
     as_error = check_case(too_long, _answer(too_long.question, [], refused=True), docs, spans, status="input_error")
     outage = check_case(gold, _answer(gold.question, [], refused=True, unavailable=True), docs, spans,
                         status="unavailable")
-    m = metrics([right, padded, wrong, answered_refuse, as_error, outage])
+    m = metrics([right, padded, wrong, unsure, answered_refuse, unsure_refuse, as_error, outage])
     assert as_error.passed and as_error.status == "input_error"
-    assert m["unavailable"] == 1 and m["cases"] == 6
-    assert m["evidence_hit@1"] == round(1 / 3, 4)  # only `right` starts with the gold sentence
-    assert m["answer_precision"] == round(2 / 5, 4)
-    assert m["wrong_answer_rate"] == round(2 / 4, 4)  # `wrong` and the answered refuse case
+    assert m["unavailable"] == 1 and m["cases"] == 8
+    assert m["evidence_hit@1"] == round(1 / 4, 4)  # only `right` shows the gold sentence first
+    assert m["helpful_rate"] == round(2 / 4, 4)  # `right`, and `unsure` with the gold among its passages
+    assert m["answer_accuracy"] == round(1 / 4, 4) and m["uncertain_rate"] == round(1 / 4, 4)
+    assert m["answer_precision"] == round(2 / 5, 4)  # over confident answers' sentences only
+    # `padded` and `wrong` (confident, wrong first sentence) and both refuse cases (an answer, or passages)
+    assert m["wrong_answer_rate"] == round(4 / 6, 4)
     assert m["false_refusal_rate"] == 0.0  # neither the input error nor the outage is a refusal
-    assert m["pass_rate"] == round(3 / 5, 4)  # the outage is not judged
+    assert m["refusal_accuracy"] == 0.0
+    assert m["pass_rate"] == round(3 / 7, 4)  # the outage is not judged

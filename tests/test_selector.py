@@ -13,10 +13,10 @@ from conftest import ROOT
 from partnerbot.answer import Assistant
 from partnerbot.cli import app
 from partnerbot.errors import IndexMismatchError, SelectorError
-from partnerbot.features import FEATURES, counted_stems
 from partnerbot.index import build_index
-from partnerbot.refusal import choose
-from partnerbot.selector import Thresholds, read_selector, write_selector
+from partnerbot.reader.features import FEATURES, counted_stems
+from partnerbot.reader.model import Thresholds, read_selector, write_selector
+from partnerbot.reader.policy import choose, decide
 from partnerbot.settings import Settings, bundled_selector_path
 from partnerbot.tune import tune
 
@@ -63,9 +63,12 @@ def test_question_level_features(assistant: Assistant) -> None:
 def test_shipped_selector_loads_and_the_index_records_it(assistant: Assistant) -> None:
     selector = read_selector(bundled_selector_path())
     assert selector.features == FEATURES and 0.0 < selector.thresholds.answer <= selector.thresholds.extra <= 1.0
-    assert selector.fitted["cases"] >= 200 and "cross_validated" in selector.fitted
-    state = assistant._current()
+    assert 0.0 < selector.thresholds.scope < 1.0
+    assert selector.fitted["cases"] >= 1500 and selector.fitted["refuse_cases"] >= 300
+    assert "cross_validated" in selector.fitted
+    state = assistant.snapshot()
     assert assistant.selector.id == selector.id and state.version
+    assert selector.embed_sha256 == assistant.settings.model_sha256  # fitted with the model that serves
 
 
 def test_selector_artifact_round_trip_and_tampering(tmp_path: Path) -> None:
@@ -73,7 +76,8 @@ def test_selector_artifact_round_trip_and_tampering(tmp_path: Path) -> None:
     path = tmp_path / "selector.json"
     assert write_selector(selector, path) == selector.id
     again = read_selector(path)
-    assert again.id == selector.id and np.allclose(again.coef, selector.coef)
+    assert again.id == selector.id and np.allclose(again.sentence.coef, selector.sentence.coef)
+    assert np.allclose(again.scope.coef, selector.scope.coef)
     data = json.loads(path.read_text())
     data["model"]["coef"][0] += 1.0
     path.write_text(json.dumps(data))
@@ -81,7 +85,7 @@ def test_selector_artifact_round_trip_and_tampering(tmp_path: Path) -> None:
         read_selector(path)
     data["features"] = ["dense"]
     data.pop("id")
-    from partnerbot.selector import content_id
+    from partnerbot.reader.model import content_id
 
     data["id"] = content_id(data)
     path.write_text(json.dumps(data))
@@ -99,8 +103,10 @@ def test_index_and_selector_disagree_says_what_to_run(tiny_corpus: Path, tmp_pat
     build_index(built)
     other = tmp_path / "other.json"
     selector = read_selector(bundled_selector_path())
-    write_selector(type(selector)(selector.features, selector.mean, selector.scale, selector.coef * 0.5,
-                                  selector.intercept, selector.thresholds, selector.fitted), other)
+    half = type(selector.sentence)(selector.sentence.mean, selector.sentence.scale, selector.sentence.coef * 0.5,
+                                   selector.sentence.intercept)
+    write_selector(type(selector)(selector.features, half, selector.scope, selector.thresholds,
+                                  selector.embed_sha256, selector.fitted), other)
     moved = Settings(corpus_dir=tiny_corpus, selector_path=other)
     with pytest.raises(IndexMismatchError, match=r"records answer selector .* run `partnerbot index`"):
         Assistant(moved).ask("What is the Alpha Program?")
@@ -123,20 +129,41 @@ def test_refusal_threshold_and_extra_sentences(assistant: Assistant) -> None:
     assert (sims[~np.eye(len(chosen), dtype=bool)] < 0.85).all()  # no near-copies
 
 
+def test_three_outcomes_follow_the_thresholds(assistant: Assistant) -> None:
+    prepared = assistant.prepare("How many lookouts has the war crimes center issued?")
+    state, sents = prepared.state, prepared.candidates.sentences
+    p = np.linspace(0.9, 0.1, len(sents))
+    t = Thresholds(answer=0.5, extra=1.0, scope=0.5)
+    assert decide(state, sents, p, 0.4, t, 3).outcome == "declined" and not decide(state, sents, p, 0.4, t, 3).picked
+    answered = decide(state, sents, p, 0.6, t, 3)
+    assert answered.outcome == "answered" and [i for i, _ in answered.picked] == [sents[0]]
+    unsure = decide(state, sents, p, 0.6, Thresholds(0.95, 1.0, 0.5), 3)
+    assert unsure.outcome == "uncertain" and 1 <= len(unsure.picked) <= 3 and unsure.picked[0][0] == sents[0]
+    assert decide(state, (), np.zeros(0), 0.9, t, 3).outcome == "declined"  # nothing retrieved
+
+
 def test_tune_is_reproducible_and_refuses_the_test_split(real_index: Path, tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A full tune (cross-fitted fine-tuning, final model, reader) on a tiny case set, twice: the same artifacts."""
     import yaml
 
-    cases = yaml.safe_load((ROOT / "evals" / "train" / "cases.yaml").read_text())
+    from partnerbot.artifact import read_manifest
+
+    cases = [c for f in sorted((ROOT / "evals" / "train").glob("*.yaml")) for c in yaml.safe_load(f.read_text())]
+    inscope = [c for c in cases if c.get("evidence") and not c.get("history")][:10]
+    refuse = [c for c in cases if c.get("refuse") and not c.get("history")][:6]
     subset = tmp_path / "train.yaml"
-    subset.write_text(yaml.safe_dump([c for c in cases if not c.get("input_error")][:60]))
+    subset.write_text(yaml.safe_dump(inscope + refuse))
     settings = Settings(data_dir=real_index, corpus_dir=ROOT / "corpus")
-    a = tune(settings, subset, seed=7, folds=3, out=tmp_path / "a.json")
-    b = tune(settings, subset, seed=7, folds=3, out=tmp_path / "b.json")
+    runs = [tune(settings, subset, seed=7, folds=2, epochs=1, out=tmp_path / f"{k}.json", model_out=tmp_path / k)
+            for k in ("a", "b")]
+    a, b = runs
+    assert a.model_sha256 == b.model_sha256 == read_manifest(tmp_path / "a")["sha256"]
     assert a.selector_id == b.selector_id and (tmp_path / "a.json").read_bytes() == (tmp_path / "b.json").read_bytes()
-    assert set(a.figures) >= {"evidence_hit@1", "wrong_answer_rate", "false_refusal_rate", "auc"}
-    c = tune(settings, subset, seed=8, folds=3, out=tmp_path / "c.json")
-    assert c.selector_id != a.selector_id  # the seed changes the folds
+    assert a.model_sha256 != settings.model_sha256  # it did train: the weights moved
+    assert set(a.figures) >= {"helpful_rate", "answer_accuracy", "wrong_answer_rate", "false_refusal_rate",
+                              "refusal_accuracy", "uncertain_rate", "scope_auc"}
+    assert read_selector(tmp_path / "a.json").embed_sha256 == a.model_sha256
     monkeypatch.setenv("PARTNERBOT_DATA_DIR", str(real_index))
     monkeypatch.chdir(ROOT)
     result = CliRunner().invoke(app, ["tune", "--cases", "evals/test"])
@@ -149,6 +176,6 @@ def test_the_read_path_does_not_import_the_build_path() -> None:
 
     code = ("import sys, partnerbot.answer, partnerbot.retrieve, partnerbot.version; "
             "print(sorted(m for m in sys.modules if m in ('partnerbot.index', 'partnerbot.corpus', 'partnerbot.chunk', "
-            "'partnerbot.tune', 'sklearn')))")
+            "'partnerbot.tune', 'partnerbot.finetune', 'sklearn', 'datasets')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -18,14 +18,15 @@ from typing import Any
 
 import numpy as np
 
-from . import heuristic, refusal, store, unanswered
+from . import heuristic, store, unanswered
 from .embed import query_embedder
-from .errors import IndexNotBuiltError, InputError, StoreUnavailableError
-from .features import Candidates, Query, featurize
+from .errors import IndexNotBuiltError, InputError, SelectorError, StoreUnavailableError
 from .language import foreign_reply
-from .phrases import REFUSAL, UNAVAILABLE, cite
+from .phrases import REFUSAL, UNAVAILABLE, UNCERTAIN, cite
+from .reader import Reader, Reading
+from .reader.features import Candidates, Query, featurize
+from .reader.model import Selector, read_selector
 from .retrieve import retrieve
-from .selector import Selector, read_selector
 from .settings import Settings
 from .text import PRONOUNS, STOPWORDS, tokens
 from .types import Answer, Hit, Page, Source
@@ -126,7 +127,7 @@ class Assistant:
         self._lock = threading.Lock()
         self._client: Any = None
         self._state: Version | None = None
-        self._selector: Selector | None = None
+        self._reader: Reader | None = None
         self._writer: Writer | None = None
         self._checked = 0.0
         self._interval = pointer_check_seconds
@@ -144,15 +145,37 @@ class Assistant:
 
     # -- version management -------------------------------------------------------------
     @property
-    def selector(self) -> Selector:
-        """The fitted selector, read once from `settings.selector_path`.
+    def reader(self) -> Reader:
+        """The fitted reader, read once from `settings.selector_path`.
 
         Raises:
-            SelectorError: the artifact is missing or does not fit this version of partnerbot.
+            SelectorError: the artifact is missing, does not fit this version of partnerbot, or was fitted
+                with another embedding model than the configured one.
         """
-        if self._selector is None:
-            self._selector = read_selector(self.settings.selector_path)
-        return self._selector
+        if self._reader is None:
+            selector = read_selector(self.settings.selector_path)
+            sha = self.settings.model_sha256
+            if self._check_selector and selector.embed_sha256 != sha:
+                raise SelectorError(
+                    f"{self.settings.selector_path}: the answer selector was fitted with embedding model weights "
+                    f"{selector.embed_sha256[:12]}, but the configured model ({self.settings.model_path}) has "
+                    f"{sha[:12]}; run `partnerbot tune`, then `partnerbot index`")
+            self._reader = Reader(selector, self.settings.max_sentences)
+        return self._reader
+
+    @property
+    def selector(self) -> Selector:
+        """The fitted selector and scope model (see `reader`)."""
+        return self.reader.selector
+
+    def snapshot(self) -> Version:
+        """The index version questions are answered from now (reloaded when the active pointer moves).
+
+        Raises:
+            StoreUnavailableError: the vector store cannot be reached.
+            IndexNotBuiltError / IndexMismatchError: no usable index.
+        """
+        return self._current()
 
     def _current(self) -> Version:
         now = time.monotonic()
@@ -230,7 +253,8 @@ class Assistant:
             reply = foreign_reply(q, state.normalizer.vocabulary)
             if reply is not None:
                 self._unanswered(q)
-                return Answer(q, reply.text, (), True, {"total": _ms(t0)}, (), state.version, language=reply.code)
+                return Answer(q, reply.text, (), True, {"total": _ms(t0)}, (), state.version, language=reply.code,
+                              outcome="declined")
             t1 = time.perf_counter()
             prepared = self.prepare(q, turns)
         except StoreUnavailableError:
@@ -238,49 +262,50 @@ class Assistant:
                 self._client, self._state, self._checked = None, None, 0.0
             return Answer(q, UNAVAILABLE, (), True, {"total": _ms(t0)}, unavailable=True)
         t2 = time.perf_counter()
-        picked, evidence = self._choose(prepared)
-        text, sources = _compose(state, picked)
+        reading = self._read(prepared)
+        text, sources = _compose(state, reading)
         t3 = time.perf_counter()
         # embed: the question's vector (batched in `serve`); retrieve: normalising, retrieval and features;
-        # compose: choosing the sentences and writing the cited answer.
+        # compose: reading the candidates and writing the cited answer.
         timings = {"load": (t1 - t0) * 1000, "embed": prepared.embed_ms,
                    "retrieve": (t2 - t1) * 1000 - prepared.embed_ms, "compose": (t3 - t2) * 1000,
                    "total": (t3 - t0) * 1000}
         doc_ids = tuple(dict.fromkeys(h.chunk.doc_id for h in prepared.hits))
-        if not sources:
-            self._unanswered(q)
-            return Answer(q, REFUSAL, (), True, timings, doc_ids, state.version, evidence=evidence)
-        answer = Answer(q, text, tuple(sources), False, timings, doc_ids, state.version, evidence=evidence)
-        if self.settings.llm_url and self.settings.answerer == "fitted":  # a model rewrites the chosen quotes
-            return self.writer.write(answer, state.sentence_vecs[[i for i, _ in picked]])
+        if reading.outcome != "answered":
+            self._unanswered(q)  # declined and uncertain questions are what staff should label next
+        if reading.outcome == "declined":
+            return Answer(q, REFUSAL, (), True, timings, doc_ids, state.version, evidence=reading.scores,
+                          outcome="declined")
+        answer = Answer(q, text, tuple(sources), False, timings, doc_ids, state.version, evidence=reading.scores,
+                        outcome=reading.outcome)
+        if reading.outcome == "answered" and self.settings.llm_url and self.settings.answerer == "fitted":
+            # a model rewrites the chosen quotes
+            return self.writer.write(answer, state.sentence_vecs[[i for i, _ in reading.picked]])
         return answer
 
     def _unanswered(self, question: str) -> None:
-        """Record a refused question: the one place every front end's refusals are logged."""
+        """Record a declined or uncertain question: the one place every front end's such questions are logged."""
         if self._log_unanswered:
             unanswered.record(self.settings, question)
 
-    def _choose(self, prepared: Prepared) -> tuple[list[tuple[int, float]], dict[str, float]]:
-        """The answer sentences (none = refuse) and the evidence behind the decision."""
+    def _read(self, prepared: Prepared) -> Reading:
+        """The reader's outcome for a prepared question (or the hand-set heuristic's, for comparisons)."""
         state, query = prepared.state, prepared.query
         if self.settings.answerer == "heuristic":
-            return heuristic.pick(self.settings, state, query.question, query.context, query.vector, prepared.hits)
-        cands = prepared.candidates
-        if not cands.sentences:
-            return [], {}
-        probability = self.selector.probability(cands.matrix)
-        picked = refusal.choose(state, cands.sentences, probability, self.selector.thresholds,
-                                self.settings.max_sentences)
-        evidence = {"probability": round(float(probability.max()), 4),
-                    "threshold": round(self.selector.thresholds.answer, 4)}
-        return picked, evidence
+            picked, scores = heuristic.pick(self.settings, state, query.question, query.context, query.vector,
+                                            prepared.hits)
+            return Reading("answered" if picked else "declined", tuple(picked), scores)
+        return self.reader.read(state, prepared.candidates, query.vector)
 
 
-def _compose(state: Version, picked: list[tuple[int, float]]) -> tuple[str, list[Source]]:
-    """The answer text with a `[n]` after each sentence, and its sources in citation order."""
+def _compose(state: Version, reading: Reading) -> tuple[str, list[Source]]:
+    """The reply text with a `[n]` after each quoted sentence, and its sources in citation order.
+
+    An answer is its sentences in a row; an uncertain reply is `UNCERTAIN`, then one passage per line.
+    """
     sources: list[Source] = []
     parts: list[str] = []
-    for i, score in picked:
+    for i, score in reading.picked:
         sent = state.sentences[i]
         doc = state.docs[sent.doc_id]
         n = len(sources) + 1
@@ -288,6 +313,8 @@ def _compose(state: Version, picked: list[tuple[int, float]]) -> tuple[str, list
         sources.append(Source(n, doc.id, doc.title, page.url, page.date, sent.section, sent.text, sent.start,
                               sent.end, round(score, 4), doc_url=doc.url, page_title=page.title, pages=sent.pages))
         parts.append(f"{sent.text} {cite(n)}")
+    if reading.outcome == "uncertain":
+        return "\n".join([UNCERTAIN, *(f"- {p}" for p in parts)]), sources
     return " ".join(parts), sources
 
 

@@ -37,7 +37,8 @@ STARTED = int(time.time())
 
 def error_json(question: str, message: str, unavailable: bool = False) -> dict[str, Any]:
     """The answer shape for a question that got no answer: refused, no sources, and an `error` message."""
-    return {"question": question, "answer": message, "refused": True, "unavailable": unavailable, "sources": [],
+    return {"question": question, "answer": message, "outcome": "unavailable" if unavailable else "declined",
+            "refused": True, "unavailable": unavailable, "sources": [],
             "timings_ms": {}, "error": message}
 
 
@@ -78,7 +79,11 @@ class AnswerOut(BaseModel):
     model_config = ConfigDict(extra="allow")
     question: str
     answer: str
-    refused: bool
+    outcome: Literal["answered", "uncertain", "declined", "unavailable"] = Field(
+        description="`answered`: confident, quoted sentences; `uncertain`: in scope but not confident, so `answer` "
+                    "says so and lists the closest passages; `declined`: outside the sources, no sources; "
+                    "`unavailable`: the document store cannot be reached.")
+    refused: bool = Field(description="True when nothing was answered: `outcome` is `declined` or `unavailable`.")
     unavailable: bool
     language: str = Field(description="The question's language; a question not in English gets a reply in it.")
     mode: str = Field(description="`extractive` (quoted) or `generated` (written by a language model, each sentence checked).")

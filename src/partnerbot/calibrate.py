@@ -46,7 +46,7 @@ def stand_in(case: Case) -> str:
 
 def collect_pairs(assistant: Assistant, cases: Sequence[Case]) -> Pairs:
     """The positive and negative similarities of every usable in-scope train case."""
-    state = assistant._current()
+    state = assistant.snapshot()
     spans = locate_evidence(cases, {d: doc.text for d, doc in state.docs.items()})
     limit = assistant.settings.max_question_chars
     usable = [c for c in cases if c.in_scope and c.evidence and c.facts]
@@ -59,7 +59,8 @@ def collect_pairs(assistant: Assistant, cases: Sequence[Case]) -> Pairs:
         if not len(idx):
             continue
         gold_spans = [spans[q] for q in case.evidence]
-        gold = gold_sentences(state, idx.tolist(), gold_spans).astype(bool)
+        answering = set(gold_sentences(state, gold_spans))
+        gold = np.asarray([i in answering for i in idx.tolist()], dtype=bool)
         gold_docs = {g.doc_id for g in gold_spans}
         elsewhere = np.asarray([state.sentences[i].doc_id not in gold_docs for i in idx])
         if not gold.any() or not elsewhere.any():

@@ -234,6 +234,30 @@ def _line(node: Any, loc: tuple[int | str, ...]) -> int | None:
     return line
 
 
+def shared_questions(train: Sequence[Case], test: Sequence[Case]) -> list[tuple[Case, Case]]:
+    """(train, test) pairs that ask the same question with the same history, ignoring case and punctuation."""
+    tested = {_key(c.question, c.history): c for c in test}
+    return [(c, tested[k]) for c in train if (k := _key(c.question, c.history)) in tested]
+
+
+def near_questions(train: Sequence[Case], test: Sequence[Case], embed: Any, threshold: float = 0.95
+                   ) -> list[tuple[Case, Case, float]]:
+    """(train, test, cosine) for each pair whose questions (with their history) embed at least `threshold` alike.
+
+    `embed` maps a list of texts to unit-length vectors.
+    """
+    import numpy as np
+
+    def text(c: Case) -> str:
+        return " ".join((*c.history, c.question))
+
+    a, b = embed([text(c) for c in train]), embed([text(c) for c in test])
+    sims = np.asarray(a) @ np.asarray(b).T
+    rows, cols = np.nonzero(sims >= threshold)
+    pairs = [(train[i], test[j], float(sims[i, j])) for i, j in zip(rows.tolist(), cols.tolist(), strict=True)]
+    return sorted(pairs, key=lambda p: -p[2])
+
+
 def locate_evidence(cases: Sequence[Case], doc_texts: dict[str, str]) -> dict[str, Span]:
     """Where each case's evidence sits in the corpus.
 

@@ -354,20 +354,24 @@ def evaluate(
 def tune(
     cases: Annotated[Path | None, typer.Option(
         help="The train split (never the test split); default: <evals_dir>/train/.")] = None,
-    seed: Annotated[int, typer.Option(help="Seeds the folds and the model.")] = 13,
-    folds: Annotated[int, typer.Option(min=2, max=20, help="k of the k-fold cross-validation.")] = 5,
+    seed: Annotated[int, typer.Option(help="Seeds the folds, the fine-tuning and the models.")] = 13,
+    folds: Annotated[int, typer.Option(min=2, max=10, help="Groups for cross-fitting and cross-validation.")] = 3,
+    epochs: Annotated[int, typer.Option(min=1, max=10, help="Fine-tuning epochs.")] = 1,
     target_wrong: Annotated[float, typer.Option(
-        min=0.0, max=0.5, help="Cross-validated wrong-answer rate to calibrate refusal for.")] = 0.02,
+        min=0.0, max=0.5, help="Cross-validated confident-wrong rate to calibrate answering for.")] = 0.02,
+    target_false_refusal: Annotated[float, typer.Option(
+        min=0.0, max=0.5, help="Share of in-scope train questions the scope threshold may decline.")] = 0.04,
     output: Annotated[Path | None, typer.Option(
-        "--out", help="Where to write the selector (default: the installed one).")] = None,
+        "--out", help="Where to write the reader (default: the installed one).")] = None,
+    model_out: Annotated[Path | None, typer.Option(
+        help="Where to write the tuned embedding model (default: the installed one).")] = None,
 ) -> None:
-    """Fit the answer selector and calibrate refusal on the train split; print cross-validated figures.
+    """Fine-tune the embedding model and fit the reader on the train split; print cross-validated figures.
 
-    Then run `partnerbot index` so the index records the new selector.
+    Then run `partnerbot index`: it embeds the corpus with the new model and records the new reader.
 
     Example: partnerbot tune --seed 13
     """
-    from .progress import step
     from .tune import tune as fit
 
     try:
@@ -375,14 +379,59 @@ def tune(
         cases = cases or _existing(settings.train_cases, "train split", "evals_dir")
         if cases.resolve().is_relative_to(settings.test_cases.resolve()):
             raise PartnerbotError(f"{cases}: the test split is only ever measured; tune on {settings.train_cases}")
-        with step(err, f"loading the embedding model and fitting the selector on {cases}"):
-            result = fit(settings, cases, seed=seed, folds=folds, target_wrong=target_wrong, out=output)
+        err.print(f"tune: fine-tuning on {cases} ({folds} cross-fitting folds and a final model)", highlight=False)
+        result = fit(settings, cases, seed=seed, folds=folds, epochs=epochs, target_wrong=target_wrong,
+                     target_false_refusal=target_false_refusal, out=output, model_out=model_out,
+                     log=lambda line: err.print(f"tune: {line}", highlight=False))
     except PartnerbotError as exc:
         _fail(exc)
-    out.print(f"selector {result.selector_id} written to {result.path}\n"
-              f"fitted on {result.cases} cases ({result.rows} candidate sentences), C={result.c}\n"
+    t = result.thresholds
+    out.print(f"embedding model {result.model_sha256[:12]} written to {result.model_dir}\n"
+              f"reader {result.selector_id} written to {result.path}\n"
+              f"fitted on {result.cases} cases ({result.rows} candidate sentences, {result.triplets} training "
+              f"triplets), C={result.c}, scope C={result.scope_c}\n"
+              f"thresholds: scope {t.scope:.4f}, answer {t.answer:.4f}, extra {t.extra:.4f}\n"
               f"{folds}-fold cross-validated: " + ", ".join(f"{k} {v}" for k, v in result.figures.items())
-              + "\nnow run `partnerbot index` to record it", highlight=False)
+              + "\nseconds: " + ", ".join(f"{k} {v}" for k, v in result.seconds.items())
+              + "\nnow run `partnerbot index` to embed the corpus with the new model", highlight=False)
+
+
+@app.command()
+def splits(
+    train: Annotated[Path | None, typer.Option(help="The train split; default: <evals_dir>/train/.")] = None,
+    test: Annotated[Path | None, typer.Option(help="The test split; default: <evals_dir>/test/.")] = None,
+    near: Annotated[float, typer.Option(min=0.5, max=1.0, help="List pairs at least this alike in meaning.")] = 0.95,
+) -> None:
+    """Check that no train question is also a test question; list the pairs that are nearly the same.
+
+    Fails (exit 1) on any train case that asks a test case's question with the same history, ignoring case
+    and punctuation. Pairs whose embeddings have a cosine of at least --near are listed for review.
+
+    Example: partnerbot splits
+    """
+    from .cases import load_cases, near_questions, shared_questions
+    from .embed import embed_texts
+
+    try:
+        settings = _settings()
+        train_cases = load_cases([train or _existing(settings.train_cases, "train split", "evals_dir")])
+        test_cases = load_cases([test or _existing(settings.test_cases, "test split", "evals_dir")])
+        same = shared_questions(train_cases, test_cases)
+        close = near_questions(train_cases, test_cases, lambda texts: embed_texts(settings, texts), near)
+    except PartnerbotError as exc:
+        _fail(exc)
+    for a, b, cos in close:
+        out.print(f"near ({cos:.3f}): train {a.id!r} {a.question!r} ~ test {b.id!r} {b.question!r}",
+                  highlight=False, markup=False)
+    if same:
+        for a, b in same:
+            err.print(f"{a.file}: train case {a.id!r} asks the same as test case {b.id!r} ({b.file}): "
+                      f"{b.question!r}", highlight=False, markup=False)
+        err.print(f"{len(same)} train question(s) also in the test split: reword or remove them from the train split",
+                  highlight=False)
+        raise typer.Exit(1)
+    out.print(f"{len(train_cases)} train and {len(test_cases)} test cases share no question; "
+              f"{len(close)} pair(s) at cosine >= {near} listed above", highlight=False)
 
 
 @app.command()

@@ -40,6 +40,10 @@ class IndexMismatchError(PartnerbotError):
     """The active index was built with other settings than the current ones."""
 
 
+class ModelChangedError(IndexMismatchError):
+    """The index was embedded with another embedding model (name or weights) than the one configured."""
+
+
 class IndexLockedError(PartnerbotError):
     """Another `partnerbot index` run holds the lock."""
 
@@ -62,3 +66,7 @@ class SelectorError(PartnerbotError):
 
 class ConfigError(PartnerbotError):
     """A project settings file (partnerbot.toml, [tool.partnerbot]) is unreadable or names an unknown setting."""
+
+
+class ModelArtifactError(PartnerbotError):
+    """A tuned embedding model is missing its manifest or weights, or its weights do not match their recorded hash."""

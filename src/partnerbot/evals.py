@@ -17,11 +17,11 @@ from typing import Any
 import numpy as np
 
 from .cases import Case, Span, load_cases, locate_evidence
-from .errors import EvalError, InputError
+from .errors import EvalError, IndexMismatchError, InputError
 from .phrases import CITATION_RE
 from .types import Answer
 
-STATUSES = ("answered", "refused", "input_error", "unavailable")
+STATUSES = ("answered", "uncertain", "refused", "input_error", "unavailable")
 _CITED_RUN = re.compile(r"(?:\[\d+\])+")  # a generated answer's sentences each end with one run of markers
 
 
@@ -53,6 +53,7 @@ class CaseResult:
     dropped: list[dict[str, str]] = field(default_factory=list)  # generated sentences that failed verification
     extractive: str = ""  # the quoted answer, when generation was tried
     kept: int = 0  # generated sentences that passed verification
+    outcome: str = "answered"  # the answer's outcome: answered, uncertain, declined or unavailable
 
 
 def fact_found(fact: str, text: str) -> bool:
@@ -64,7 +65,7 @@ def check_case(case: Case, answer: Answer, doc_texts: dict[str, str], spans: dic
                status: str = "") -> CaseResult:
     """Apply the case's checks to an answer; each failed check adds a reason."""
     spans = spans or {}
-    status = status or ("refused" if answer.refused else "answered")
+    status = status or ("refused" if answer.refused else "uncertain" if answer.outcome == "uncertain" else "answered")
     reasons: list[str] = []
     cited = list(dict.fromkeys(s.doc_id for s in answer.sources))
     gold_spans = [spans[q] for q in case.evidence if q in spans]
@@ -80,22 +81,24 @@ def check_case(case: Case, answer: Answer, doc_texts: dict[str, str], spans: dic
         reasons.append(f"input error: {answer.text}")
     elif case.refuse:
         if not answer.refused:
-            reasons.append("answered a refuse case")
+            reasons.append("answered a refuse case" if status == "answered" else "showed passages on a refuse case")
         if answer.sources:
             reasons.append(f"cited sources on a refuse case ({', '.join(cited)})")
     else:
+        # Helpful: answered with a gold first sentence, or uncertain with gold among the passages shown.
         if answer.refused:
             reasons.append("refused an in-scope question")
-        else:
-            if gold_spans and not any(gold):
-                reasons.append("no answer sentence holds the gold evidence")
-            if case.sources and not set(case.sources) & set(cited):
-                exp = " or ".join(case.sources)
-                reasons.append(f"expected source {exp} not cited (cited: {', '.join(cited) or 'none'})")
+        elif gold_spans and status == "answered" and not (gold and gold[0]):
+            reasons.append("the answer's first sentence does not hold the gold evidence")
+        elif gold_spans and status == "uncertain" and not any(gold):
+            reasons.append("no passage shown holds the gold evidence")
+        elif not gold_spans and case.sources and not set(case.sources) & set(cited):
+            exp = " or ".join(case.sources)
+            reasons.append(f"expected source {exp} not cited (cited: {', '.join(cited) or 'none'})")
         for fact in case.facts:
             if any(fact_found(f, answer.text) for f in fact):
                 found += 1
-            elif not answer.refused:
+            elif not answer.refused and not gold_spans:  # with gold evidence, holding it is the check
                 reasons.append(f"fact {' or '.join(repr(f) for f in fact)} missing")
     valid = citations_valid(answer, doc_texts)
     if not valid:
@@ -108,7 +111,7 @@ def check_case(case: Case, answer: Answer, doc_texts: dict[str, str], spans: dic
         refuse=case.refuse, citations_valid=valid, status=status, in_scope=case.in_scope,
         has_evidence=bool(gold_spans), gold=gold, mode=answer.mode, fallback=answer.fallback,
         dropped=[{"text": d.text, "reason": d.reason} for d in answer.dropped], extractive=answer.extractive,
-        kept=len(_CITED_RUN.findall(answer.text)) if answer.mode == "generated" else 0,
+        kept=len(_CITED_RUN.findall(answer.text)) if answer.mode == "generated" else 0, outcome=answer.outcome,
     )
 
 
@@ -159,7 +162,7 @@ def metrics(results: Sequence[CaseResult]) -> dict[str, float]:
     ranked = [r for r in inscope if r.expected_sources]
     refuse = [r for r in judged if r.refuse]
     gold = [r for r in inscope if r.has_evidence]
-    answered_gold = [r for r in gold if not r.refused]
+    answered_gold = [r for r in gold if r.status == "answered"]
 
     def rank(r: CaseResult) -> int | None:
         docs = list(dict.fromkeys(r.retrieved_doc_ids))
@@ -170,7 +173,12 @@ def metrics(results: Sequence[CaseResult]) -> dict[str, float]:
         return round(sum(1 for x in items if pred(x)) / len(items), 4) if items else 0.0
 
     def wrong(r: CaseResult) -> bool:
-        return (r.refuse and not r.refused) or (r.in_scope and r.has_evidence and not r.refused and not any(r.gold))
+        """A confident answer whose first sentence is not gold, or any sentence shown on a refuse case."""
+        return (r.refuse and bool(r.sources or not r.refused)) or (
+            r.in_scope and r.has_evidence and r.status == "answered" and not (r.gold and r.gold[0]))
+
+    def helpful(r: CaseResult) -> bool:
+        return (r.status == "answered" and bool(r.gold) and r.gold[0]) or (r.status == "uncertain" and any(r.gold))
 
     facts_total = sum(r.facts_total for r in inscope)
     sentences = sum(len(r.gold) for r in answered_gold)
@@ -186,9 +194,12 @@ def metrics(results: Sequence[CaseResult]) -> dict[str, float]:
         "cases": len(results),
         "unavailable": sum(1 for r in results if r.status == "unavailable"),
         "pass_rate": share(judged, lambda r: r.passed),
+        "helpful_rate": share(gold, helpful),
+        "answer_accuracy": share(gold, lambda r: r.status == "answered" and bool(r.gold) and r.gold[0]),
         "wrong_answer_rate": share(inscope + refuse, wrong),
+        "uncertain_rate": share(inscope, lambda r: r.status == "uncertain"),
         "false_refusal_rate": share(inscope, lambda r: r.refused),
-        "refusal_accuracy": share(refuse, lambda r: r.refused),
+        "refusal_accuracy": share(refuse, lambda r: r.refused and not r.sources),
         "answer_precision": round(sum(sum(r.gold) for r in answered_gold) / sentences, 4) if sentences else 0.0,
         "evidence_hit@1": share(gold, lambda r: bool(r.gold) and r.gold[0]),
         "hit@1": share(ranked, lambda r: (rank(r) or 99) <= 1),
@@ -206,7 +217,7 @@ def metrics(results: Sequence[CaseResult]) -> dict[str, float]:
 
 def report(results: Sequence[CaseResult], **extra: Any) -> dict[str, Any]:
     """The machine-readable report written by `eval --json`."""
-    keys = ("id", "passed", "status", "reasons", "question", "answer", "refused", "sources", "gold",
+    keys = ("id", "passed", "status", "outcome", "reasons", "question", "answer", "refused", "sources", "gold",
             "retrieved_doc_ids", "latency_ms", "mode", "fallback", "dropped", "extractive")
     return {"metrics": metrics(results), **extra, "cases": [{k: asdict(r)[k] for k in keys} for r in results]}
 
@@ -277,7 +288,10 @@ def reindex_gate(settings: Any, cases_path: Path, progress: Any = None) -> Any:
         except Exception:
             return True, "no active version to compare with"
         cases = load_cases([cases_path])
-        old = run("active", active, cases)
+        try:
+            old = run("active", active, cases)
+        except IndexMismatchError as exc:  # e.g. embedded with the model a new `tune` replaced
+            return True, f"eval gate: the active version cannot be compared ({exc})"
         try:
             new = run("new", version, cases)
         except EvalError as exc:

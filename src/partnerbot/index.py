@@ -21,7 +21,7 @@ import numpy as np
 
 from . import lease, store
 from .corpus import load_corpus
-from .errors import IndexNotBuiltError, PartnerbotError, SelectorError
+from .errors import IndexNotBuiltError, ModelChangedError, PartnerbotError, SelectorError
 from .settings import Settings
 from .types import Chunk, Document, IndexStatus, IndexSummary, Sentence
 from .version import LAYOUT, build_bm25, build_meta, check_meta, open_collections
@@ -87,7 +87,10 @@ def _plan(client: Any, settings: Settings, docs: list[Document], rebuild: bool) 
         except IndexNotBuiltError:
             active, cols = None, None
         if cols is not None and active is not None:
-            check_meta(cols["chunks"].metadata or {}, settings, active.version, readable=False)
+            try:
+                check_meta(cols["chunks"].metadata or {}, settings, active.version, readable=False)
+            except ModelChangedError:  # a new (e.g. freshly tuned) model: nothing can be reused, embed it all
+                return _Plan(docs, active, tuple(sorted(d.id for d in docs)), (), (), ()), None
             got = cols["docs"].get(include=["metadatas"])
             old_hashes = {i: m["content_hash"] for i, m in zip(got["ids"], got["metadatas"], strict=True)}
     new = {d.id: d.content_hash for d in docs}
@@ -187,7 +190,7 @@ def _build(settings: Settings, client: Any, docs: list[Document], started: float
 
 def _selector_id(settings: Settings) -> tuple[str, str]:
     """The installed selector's id to record with a version, or "" and a note saying what to run."""
-    from .selector import read_selector
+    from .reader.model import read_selector
 
     try:
         return read_selector(settings.selector_path).id, ""

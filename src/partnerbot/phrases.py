@@ -20,6 +20,9 @@ REFUSAL = (
     + " / ".join(f'"{q}"' for q in EXAMPLE_QUESTIONS)
 )
 
+# Heads an uncertain reply (`Answer.outcome == "uncertain"`): in scope, but no sentence is confident enough.
+UNCERTAIN = "I'm not sure this answers your question. The closest passages in the sources:"
+
 UNAVAILABLE = (
     "The assistant is temporarily unavailable because its document store cannot be reached. "
     "Please try again in a minute."

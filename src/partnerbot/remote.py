@@ -52,6 +52,8 @@ def answer_from_json(data: Any, url: str = "the server") -> Answer:
                           for s in data["sources"]),
             timings_ms=dict(data.get("timings_ms", {})),
             unavailable=bool(data.get("unavailable", False)), language=str(data.get("language", "en")),
+            mode=str(data.get("mode", "extractive")), fallback=str(data.get("fallback", "")),
+            outcome=str(data.get("outcome", "")),
         )
     except (KeyError, TypeError) as exc:
         raise PartnerbotError(f"{url} answered in a format this partnerbot does not know ({exc}); "

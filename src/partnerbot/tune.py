@@ -1,85 +1,105 @@
-"""`partnerbot tune`: fit the answer selector and calibrate refusal on the train split only.
+"""`partnerbot tune`: fine-tune the embedding model and fit the reader, on the train split only.
 
-1. Every train case runs through the serving path (`Assistant.prepare`) to get its candidate
-   sentences and their features; a candidate is labelled 1 when it holds the case's gold evidence.
-2. A scikit-learn logistic regression (standardised features) is fitted. Its regularisation is
-   chosen, and its refusal thresholds calibrated, on out-of-fold predictions from k-fold
-   cross-validation grouped by case, so no case scores its own training rows.
-3. The answer threshold is the lowest that keeps the cross-validated wrong-answer rate at or below
-   the target; the extra-sentence threshold is the lowest at which added sentences are gold at
-   least `target_precision` of the time.
-4. The final model is fitted on every train case and written with its thresholds and figures.
+1. Every usable train case runs through the serving path (`Assistant.prepare`) on the active index: its
+   retrieved chunks, candidate sentences and features. A candidate is gold when it overlaps the case's
+   evidence.
+2. Cross-fitting. The cases are split into `folds` groups. For each, the embedding model is fine-tuned
+   (`finetune.train`) on the other groups' (question, gold sentence, hardest wrong candidate) triplets,
+   and the held-out questions' meaning features are computed with that model. So every train row carries
+   a similarity from a model that never saw its question, as a new question from the public will.
+3. The final embedding model is fine-tuned on every case and saved as the model artifact.
+4. The sentence selector (a logistic regression over the features) is fitted on the cross-fitted rows;
+   its regularisation is chosen by grouped k-fold cross-validation on top-1 accuracy.
+5. The scope model (a logistic regression over the question's embedding and its best candidates'
+   scores) is fitted on in-scope against refuse cases, from the selector's out-of-fold probabilities.
+6. Thresholds, on out-of-fold predictions only: the scope threshold keeps at least
+   1 - `target_false_refusal` of the in-scope cases; the answer threshold is the lowest whose confident
+   wrong answers stay at or below `target_wrong` of all cases; the extra threshold is the lowest at which
+   added sentences are gold at least `target_precision` of the time.
 
-Everything is seeded, so the same cases, index and seed give the same artifact (and id).
+Everything is seeded, so the same cases, index and seed give the same artifacts (and ids).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from . import finetune
 from .answer import Assistant, clean_history, clean_question
+from .cases import Case, Span, load_cases, locate_evidence
+from .chunk import sentence_context
 from .errors import PartnerbotError
-from .evals import Case, Span, load_cases, locate_evidence
-from .features import FEATURES
 from .language import foreign_reply
-from .refusal import choose
-from .selector import Selector, Thresholds, write_selector
+from .reader.features import FEATURES, Query, featurize
+from .reader.model import Linear, Selector, Thresholds, write_selector
+from .reader.policy import choose, decide
+from .reader.scope import scope_row
 from .settings import Settings
+from .types import Hit
 from .version import Version
 
 C_GRID = (0.03, 0.1, 0.3, 1.0, 3.0)
+SCOPE_C_GRID = (0.01, 0.03, 0.1, 0.3, 1.0)
 MIN_EXTRA_SUPPORT = 5  # added sentences needed on the train folds before the extra threshold is trusted
+_DENSE = FEATURES.index("dense")
 
 
 @dataclass
-class Rows:
-    """The candidates of every usable train case: features, labels and the case each row belongs to."""
+class Item:
+    """One usable train case made ready: what retrieval found for it and which sentences answer it."""
 
+    case: Case
+    query: Query
+    hits: list[Hit]
+    sentences: tuple[int, ...]
     matrix: np.ndarray
     labels: np.ndarray
-    groups: np.ndarray
-    sentences: list[tuple[int, ...]]  # per case: candidate sentence indices
-    refuse: np.ndarray  # per case
-    cases: list[str]
+    gold: tuple[int, ...]
+    fold: int = 0
+    oof_matrix: np.ndarray = field(default_factory=lambda: np.zeros((0, len(FEATURES))))
+    oof_vector: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    @property
+    def refuse(self) -> bool:
+        return self.case.refuse
 
 
 @dataclass(frozen=True)
 class TuneReport:
-    """What `partnerbot tune` did: the artifact and its cross-validated figures."""
+    """What `partnerbot tune` did: the artifacts, their cross-validated figures and the time each step took."""
 
     path: Path
+    model_dir: Path
     selector_id: str
+    model_sha256: str
     cases: int
     rows: int
+    triplets: int
     c: float
+    scope_c: float
+    thresholds: Thresholds
     figures: dict[str, float]
+    seconds: dict[str, float]
 
 
-def gold_sentences(state: Version, sentences: Sequence[int], spans: Sequence[Span]) -> np.ndarray:
-    """1 for each candidate sentence that overlaps a gold evidence span, else 0."""
-    out = np.zeros(len(sentences), dtype=np.int64)
-    for j, i in enumerate(sentences):
-        s = state.sentences[i]
-        out[j] = any(g.doc_id == s.doc_id and g.start < s.end and s.start < g.end for g in spans)
-    return out
+def gold_sentences(state: Version, spans: Sequence[Span]) -> tuple[int, ...]:
+    """Every sentence that overlaps a gold evidence span."""
+    return tuple(i for i, s in enumerate(state.sentences)
+                 if any(g.doc_id == s.doc_id and g.start < s.end and s.start < g.end for g in spans))
 
 
-def collect_rows(assistant: Assistant, cases: Sequence[Case]) -> tuple[Rows, Version]:
-    """Run each in-scope case with evidence, and each refuse case, through the serving path."""
-    state = assistant._current()
+def collect(assistant: Assistant, cases: Sequence[Case]) -> tuple[list[Item], Version]:
+    """Each in-scope case with evidence, and each refuse case, through the serving path."""
+    state = assistant.snapshot()
     spans = locate_evidence(cases, {d: doc.text for d, doc in state.docs.items()})
-    mats: list[np.ndarray] = []
-    labels: list[np.ndarray] = []
-    groups: list[np.ndarray] = []
-    sentences: list[tuple[int, ...]] = []
-    refuse: list[bool] = []
-    ids: list[str] = []
     limit = assistant.settings.max_question_chars
+    items: list[Item] = []
     for case in cases:
         if case.input_error or (case.in_scope and not case.evidence):
             continue
@@ -87,71 +107,150 @@ def collect_rows(assistant: Assistant, cases: Sequence[Case]) -> tuple[Rows, Ver
         if foreign_reply(question, state.normalizer.vocabulary) is not None:
             continue
         prepared = assistant.prepare(question, clean_history(list(case.history), limit))
+        gold = () if case.refuse else gold_sentences(state, [spans[q] for q in case.evidence])
         cands = prepared.candidates
-        y = (np.zeros(len(cands.sentences), dtype=np.int64) if case.refuse
-             else gold_sentences(state, cands.sentences, [spans[q] for q in case.evidence]))
-        mats.append(cands.matrix)
-        labels.append(y)
-        groups.append(np.full(len(y), len(ids)))
-        sentences.append(cands.sentences)
-        refuse.append(case.refuse)
-        ids.append(case.id)
-    rows = Rows(np.vstack(mats), np.concatenate(labels), np.concatenate(groups), sentences,
-                np.asarray(refuse), ids)
-    return rows, state
+        labels = np.asarray([s in gold for s in cands.sentences], dtype=np.int64)
+        items.append(Item(case, prepared.query, prepared.hits, cands.sentences, cands.matrix, labels, gold))
+    return items, state
 
 
-def _fit(matrix: np.ndarray, labels: np.ndarray, c: float, seed: int) -> Any:
+def contexts(state: Version) -> list[str]:
+    """Every sentence as the index embeds it (after its document's title and section heading)."""
+    return [sentence_context(state.docs[s.doc_id].title, s.section, s.text) for s in state.sentences]
+
+
+def triplets(state: Version, items: Sequence[Item]) -> list[finetune.Triplet]:
+    """(retrieval query, gold sentence in context, hardest wrong candidate in context) for each gold sentence.
+
+    The hard negative is the candidate the index's model ranks highest that is not gold.
+    """
+    texts = contexts(state)
+    out: list[finetune.Triplet] = []
+    for it in items:
+        if it.refuse or not it.gold:
+            continue
+        wrong = [j for j in np.argsort(-it.matrix[:, _DENSE], kind="stable") if not it.labels[j]] if len(it.labels) else []
+        if not wrong:
+            continue
+        negative = texts[it.sentences[int(wrong[0])]]
+        out.extend(finetune.Triplet(it.query.context, texts[g], negative) for g in it.gold)
+    return out
+
+
+def encode(model: Any, texts: Sequence[str]) -> np.ndarray:
+    """Unit-length embeddings, as serving computes them."""
+    return np.asarray(model.encode(list(texts), batch_size=64, normalize_embeddings=True, convert_to_numpy=True,
+                                   show_progress_bar=False), dtype=np.float32)
+
+
+def assign_folds(items: Sequence[Item], folds: int, seed: int) -> None:
+    """Split the cases into `folds` groups at random (seeded); a follow-up and its case fall where they fall."""
+    order = np.random.default_rng(seed).permutation(len(items))
+    for rank, i in enumerate(order):
+        items[int(i)].fold = rank % folds
+
+
+def cross_fit(state: Version, items: Sequence[Item], base: str, config: finetune.TrainConfig, folds: int,
+              log: Callable[[str], None]) -> None:
+    """Give every item its out-of-fold features and question vector (see the module's step 2)."""
+    texts = contexts(state)
+    for k in range(folds):
+        t0 = time.perf_counter()
+        model = finetune.train(base, triplets(state, [it for it in items if it.fold != k]), config)
+        vecs = encode(model, texts)
+        held = [it for it in items if it.fold == k]
+        qvecs = encode(model, [it.query.context for it in held])
+        for it, qv in zip(held, qvecs, strict=True):
+            query = Query(it.query.question, it.query.context, qv)
+            it.oof_matrix = featurize(state, query, it.hits, vecs).matrix
+            it.oof_vector = qv
+        log(f"fold {k + 1}/{folds}: tuned and scored {len(held)} held-out cases in {finetune.elapsed(t0)} s")
+
+
+def _fit_linear(x: np.ndarray, y: np.ndarray, c: float, seed: int) -> Linear:
     from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    model = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=5000, random_state=seed))
-    return model.fit(matrix, labels)
+    scaler = StandardScaler().fit(x)
+    scale = np.where(scaler.scale_ > 0, scaler.scale_, 1.0)
+    lr = LogisticRegression(C=c, max_iter=5000, random_state=seed).fit((x - scaler.mean_) / scale, y)
+    return Linear(scaler.mean_, scale, lr.coef_[0], float(lr.intercept_[0]))
 
 
-def out_of_fold(rows: Rows, c: float, folds: int, seed: int) -> np.ndarray:
-    """Each row's probability from a model that never saw its case."""
-    from sklearn.model_selection import GroupKFold
-
-    oof = np.zeros(len(rows.labels))
-    for train, held in GroupKFold(n_splits=folds, shuffle=True, random_state=seed).split(
-            rows.matrix, rows.labels, rows.groups):
-        model = _fit(rows.matrix[train], rows.labels[train], c, seed)
-        oof[held] = model.predict_proba(rows.matrix[held])[:, 1]
-    return oof
+def _group_folds(n_groups: int, folds: int, seed: int) -> list[np.ndarray]:
+    order = np.random.default_rng(seed + 1).permutation(n_groups)
+    return [np.sort(order[k::folds]) for k in range(folds)]
 
 
-def _per_case(rows: Rows, probability: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-    return [(probability[rows.groups == g], rows.labels[rows.groups == g]) for g in range(len(rows.cases))]
+def selector_oof(items: Sequence[Item], c: float, folds: int, seed: int) -> list[np.ndarray]:
+    """Each item's candidate probabilities from a selector fitted without its case (on cross-fitted rows)."""
+    out: list[np.ndarray] = [np.zeros(0)] * len(items)
+    for held in _group_folds(len(items), folds, seed):
+        held_set = set(held.tolist())
+        train = [it for i, it in enumerate(items) if i not in held_set and len(it.labels)]
+        model = _fit_linear(np.vstack([it.oof_matrix for it in train]), np.concatenate([it.labels for it in train]),
+                            c, seed)
+        for i in held:
+            if len(items[i].labels):
+                out[i] = model.probability(items[i].oof_matrix)
+    return out
 
 
-def answer_threshold(rows: Rows, probability: np.ndarray, target_wrong: float) -> float:
-    """The lowest threshold whose wrong-answer rate (over all cases) stays at or below `target_wrong`."""
-    best, top_gold = [], []
-    for p, y in _per_case(rows, probability):
-        k = int(np.argmax(p)) if len(p) else -1
-        best.append(float(p[k]) if k >= 0 else 0.0)
-        top_gold.append(bool(k >= 0 and y[k]))
-    best_a, good = np.asarray(best), np.asarray(top_gold) & ~rows.refuse
-    for t in sorted(set(best_a)):
-        if np.sum((best_a >= t) & ~good) / len(best_a) <= target_wrong:
+def top1(items: Sequence[Item], probs: Sequence[np.ndarray]) -> float:
+    """The share of in-scope items whose most probable candidate is gold."""
+    inscope = [(it, p) for it, p in zip(items, probs, strict=True) if not it.refuse]
+    return sum(bool(len(p) and it.labels[int(np.argmax(p))]) for it, p in inscope) / max(len(inscope), 1)
+
+
+def scope_rows(items: Sequence[Item], probs: Sequence[np.ndarray]) -> np.ndarray:
+    return np.vstack([scope_row(it.oof_vector, it.oof_matrix, p) for it, p in zip(items, probs, strict=True)])
+
+
+def scope_oof(x: np.ndarray, y: np.ndarray, c: float, folds: int, seed: int) -> np.ndarray:
+    out = np.zeros(len(y))
+    for held in _group_folds(len(y), folds, seed + 7):
+        mask = np.ones(len(y), dtype=bool)
+        mask[held] = False
+        out[held] = _fit_linear(x[mask], y[mask], c, seed).probability(x[held])
+    return out
+
+
+def scope_threshold(scope: np.ndarray, inscope: np.ndarray, target_false_refusal: float) -> float:
+    """The highest threshold that still keeps at least 1 - `target_false_refusal` of the in-scope cases."""
+    kept = np.sort(scope[inscope])
+    k = int(np.floor(target_false_refusal * len(kept)))
+    return float(kept[min(k, len(kept) - 1)]) if len(kept) else 0.0
+
+
+def answer_threshold(items: Sequence[Item], probs: Sequence[np.ndarray], scope: np.ndarray, t_scope: float,
+                     target_wrong: float) -> float:
+    """The lowest threshold whose confident wrong answers (in-scope with a wrong first sentence, or any
+    answer to a refuse case) stay at or below `target_wrong` of all cases."""
+    best, bad = [], []
+    for it, p, s in zip(items, probs, scope, strict=True):
+        if not len(p) or s < t_scope:
+            continue
+        k = int(np.argmax(p))
+        best.append(float(p[k]))
+        bad.append(it.refuse or not it.labels[k])
+    best_a, bad_a = np.asarray(best), np.asarray(bad, dtype=bool)
+    for t in sorted(set(best)):
+        if np.sum((best_a >= t) & bad_a) / len(items) <= target_wrong:
             return float(t)
     return 1.0
 
 
-def extra_threshold(state: Version, rows: Rows, probability: np.ndarray, answer: float,
+def extra_threshold(state: Version, items: Sequence[Item], probs: Sequence[np.ndarray], answer: float,
                     target_precision: float, max_sentences: int) -> float:
     """The lowest threshold (at or above `answer`) at which added sentences are gold often enough."""
-    per_case = _per_case(rows, probability)
-    for t in sorted({float(x) for x in probability if x >= answer}):
+    candidates = sorted({float(x) for p in probs for x in p if x >= answer})
+    for t in candidates:
         added = gold = 0
-        for (p, y), sents in zip(per_case, rows.sentences, strict=True):
-            picked = choose(state, sents, p, Thresholds(answer, t), max_sentences)
-            index = {s: j for j, s in enumerate(sents)}
+        for it, p in zip(items, probs, strict=True):
+            picked = choose(state, it.sentences, p, Thresholds(answer, t), max_sentences)
             for s, _ in picked[1:]:
                 added += 1
-                gold += int(y[index[s]])
+                gold += int(s in it.gold)
         if added < MIN_EXTRA_SUPPORT:
             return 1.0
         if gold / added >= target_precision:
@@ -159,80 +258,131 @@ def extra_threshold(state: Version, rows: Rows, probability: np.ndarray, answer:
     return 1.0
 
 
-def figures(state: Version, rows: Rows, probability: np.ndarray, thresholds: Thresholds,
-            max_sentences: int) -> dict[str, float]:
-    """Case-level figures of a set of predictions at the given thresholds (the eval metrics' definitions)."""
-    inscope = answered = hit1 = wrong = refused_ok = sentences = gold = 0
-    for (p, y), sents, refuse in zip(_per_case(rows, probability), rows.sentences, rows.refuse, strict=True):
-        picked = choose(state, sents, p, thresholds, max_sentences)
-        index = {s: j for j, s in enumerate(sents)}
-        flags = [bool(y[index[s]]) for s, _ in picked]
-        if refuse:
-            refused_ok += not picked
-            wrong += bool(picked)
+def figures(state: Version, items: Sequence[Item], probs: Sequence[np.ndarray], scope: np.ndarray,
+            thresholds: Thresholds, max_sentences: int) -> dict[str, float]:
+    """Case-level figures of out-of-fold predictions at the given thresholds (the eval metrics' definitions)."""
+    inscope = [i for i, it in enumerate(items) if not it.refuse]
+    refuse = [i for i, it in enumerate(items) if it.refuse]
+    counts = {"answered_gold": 0, "helpful": 0, "wrong": 0, "declined_in": 0, "declined_refuse": 0, "uncertain": 0}
+    for i, (it, p) in enumerate(zip(items, probs, strict=True)):
+        d = decide(state, it.sentences, p, float(scope[i]), thresholds, max_sentences)
+        shown = [s for s, _ in d.picked]
+        if it.refuse:
+            counts["declined_refuse"] += d.outcome == "declined"
+            counts["wrong"] += bool(shown)
             continue
-        inscope += 1
-        answered += bool(picked)
-        hit1 += bool(flags and flags[0])
-        wrong += bool(picked) and not any(flags)
-        sentences += len(flags)
-        gold += sum(flags)
-    n_refuse = int(rows.refuse.sum())
+        first_gold = bool(shown) and shown[0] in it.gold
+        counts["declined_in"] += d.outcome == "declined"
+        counts["uncertain"] += d.outcome == "uncertain"
+        if d.outcome == "answered":
+            counts["answered_gold"] += first_gold
+            counts["helpful"] += first_gold
+            counts["wrong"] += not first_gold
+        elif d.outcome == "uncertain":
+            counts["helpful"] += any(s in it.gold for s in shown)
+    n_in, n_ref = max(len(inscope), 1), max(len(refuse), 1)
     return {
-        "evidence_hit@1": round(hit1 / max(inscope, 1), 4),
-        "wrong_answer_rate": round(wrong / max(len(rows.cases), 1), 4),
-        "false_refusal_rate": round((inscope - answered) / max(inscope, 1), 4),
-        "refusal_accuracy": round(refused_ok / max(n_refuse, 1), 4),
-        "answer_precision": round(gold / max(sentences, 1), 4),
+        "helpful_rate": round(counts["helpful"] / n_in, 4),
+        "answer_accuracy": round(counts["answered_gold"] / n_in, 4),
+        "wrong_answer_rate": round(counts["wrong"] / max(len(items), 1), 4),
+        "uncertain_rate": round(counts["uncertain"] / n_in, 4),
+        "false_refusal_rate": round(counts["declined_in"] / n_in, 4),
+        "refusal_accuracy": round(counts["declined_refuse"] / n_ref, 4),
     }
 
 
-def tune(settings: Settings, cases_path: Path, *, seed: int = 13, folds: int = 5, target_wrong: float = 0.02,
-         target_precision: float = 0.9, out: Path | None = None) -> TuneReport:
-    """Fit the selector on `cases_path` (the train split) and write the artifact.
+def tune(settings: Settings, cases_path: Path, *, seed: int = 13, folds: int = 3, epochs: int = 1,
+         target_wrong: float = 0.02, target_false_refusal: float = 0.04, target_precision: float = 0.9,
+         out: Path | None = None, model_out: Path | None = None, fp16: bool = True,
+         log: Callable[[str], None] = lambda _: None) -> TuneReport:
+    """Fine-tune the embedding model and fit the reader on `cases_path` (the train split); write both artifacts.
 
     Args:
         settings: the settings; the active index version supplies candidates and features.
         cases_path: the train cases (a file or folder). Never the test split.
-        seed: seeds the folds and the model.
-        folds: k of the k-fold cross-validation.
-        target_wrong: the cross-validated wrong-answer rate the answer threshold is set for.
+        seed: seeds the folds, the fine-tuning and the models.
+        folds: groups for cross-fitting the embedding model and for cross-validating the reader.
+        epochs: fine-tuning epochs.
+        target_wrong: the cross-validated confident-wrong rate the answer threshold is set for.
+        target_false_refusal: the share of in-scope train cases the scope threshold may decline.
         target_precision: the share of added sentences that must be gold.
-        out: where to write the artifact (default `settings.selector_path`).
+        out: where to write the reader artifact (default `settings.selector_path`).
+        model_out: where to write the tuned embedding model (default `settings.tuned_model_dir`).
+        fp16: store the model's weights in half precision.
+        log: called with a line for each step.
 
     Raises:
-        PartnerbotError: no usable cases; EvalError: invalid cases or evidence.
+        PartnerbotError: too few usable cases; EvalError: invalid cases or evidence.
     """
     from sklearn.metrics import roc_auc_score
 
+    seconds: dict[str, float] = {}
+    t0 = time.perf_counter()
     assistant = Assistant(settings, check_selector=False)
     cases = load_cases([cases_path], assistant.doc_ids())
-    rows, state = collect_rows(assistant, cases)
-    if rows.labels.sum() == 0 or len(rows.cases) < folds:
-        raise PartnerbotError(f"{cases_path}: too few usable cases with gold evidence to fit the selector")
-    scored: dict[float, tuple[float, np.ndarray]] = {}
-    for c in C_GRID:
-        oof = out_of_fold(rows, c, folds, seed)
-        t = answer_threshold(rows, oof, target_wrong)
-        f = figures(state, rows, oof, Thresholds(t, 1.0), settings.max_sentences)
-        # The best C answers the most in-scope cases correctly at the calibrated wrong-answer rate.
-        scored[c] = (f["evidence_hit@1"], oof)
-    c = max(C_GRID, key=lambda k: (scored[k][0], -k))
-    oof = scored[c][1]
-    answer = answer_threshold(rows, oof, target_wrong)
-    extra = extra_threshold(state, rows, oof, answer, target_precision, settings.max_sentences)
-    thresholds = Thresholds(answer, extra)
-    cv = figures(state, rows, oof, thresholds, settings.max_sentences)
-    cv["auc"] = round(float(roc_auc_score(rows.labels, oof)), 4)
-    model = _fit(rows.matrix, rows.labels, c, seed)
-    scaler, lr = model.steps[0][1], model.steps[1][1]
+    items, state = collect(assistant, cases)
+    n_refuse = sum(it.refuse for it in items)
+    if len(items) - n_refuse < folds or n_refuse < folds or not any(it.gold for it in items):
+        raise PartnerbotError(f"{cases_path}: too few usable cases to tune: {len(items) - n_refuse} in scope with "
+                              f"evidence and {n_refuse} refuse cases; each must be at least --folds ({folds})")
+    seconds["collect"] = finetune.elapsed(t0)
+    log(f"{len(items)} usable train cases ({n_refuse} refuse), candidates in {seconds['collect']} s")
+    config = finetune.TrainConfig(epochs=epochs, seed=seed)
+    base = settings.base_model_path
+    assign_folds(items, folds, seed)
+    t0 = time.perf_counter()
+    cross_fit(state, items, base, config, folds, log)
+    seconds["cross_fit"] = finetune.elapsed(t0)
+
+    t0 = time.perf_counter()
+    pairs = triplets(state, items)
+    model = finetune.train(base, pairs, config)
+    model_dir = model_out or settings.tuned_model_dir
+    info = {"base_model": "all-MiniLM-L6-v2", "seed": seed, "epochs": epochs, "triplets": len(pairs),
+            "cases": len(items), "loss": "MultipleNegativesRankingLoss", "batch_size": config.batch_size,
+            "learning_rate": config.learning_rate}
+    texts = contexts(state)
+    full = encode(model, texts)
+    sha = finetune.save_artifact(model, model_dir, info, fp16=fp16)
+    if fp16:  # what half precision changes: the stored model's sentence vectors against the trained ones
+        stored = encode(finetune.load_model(str(model_dir)), texts)
+        agree = float(np.mean(np.argmax(stored @ stored.T - 2 * np.eye(len(texts)), axis=1)
+                              == np.argmax(full @ full.T - 2 * np.eye(len(texts)), axis=1)))
+        log(f"fp16 weights: largest cosine change {float(np.max(1 - np.sum(stored * full, axis=1))):.2e}, "
+            f"nearest-sentence agreement {agree:.4f}")
+    seconds["final_model"] = finetune.elapsed(t0)
+    log(f"embedding model tuned on {len(pairs)} triplets in {seconds['final_model']} s: {model_dir} ({sha[:12]})")
+
+    t0 = time.perf_counter()
+    scored = {c: selector_oof(items, c, folds, seed) for c in C_GRID}
+    c = max(C_GRID, key=lambda k: (round(top1(items, scored[k]), 4), -k))
+    probs = scored[c]
+    y_scope = np.asarray([not it.refuse for it in items], dtype=np.int64)
+    x_scope = scope_rows(items, probs)
+    scope_scored = {k: scope_oof(x_scope, y_scope, k, folds, seed) for k in SCOPE_C_GRID}
+    scope_c = max(SCOPE_C_GRID, key=lambda k: (round(float(roc_auc_score(y_scope, scope_scored[k])), 4), -k))
+    scope = scope_scored[scope_c]
+    t_scope = scope_threshold(scope, y_scope.astype(bool), target_false_refusal)
+    answer = answer_threshold(items, probs, scope, t_scope, target_wrong)
+    extra = extra_threshold(state, items, probs, answer, target_precision, settings.max_sentences)
+    thresholds = Thresholds(answer, extra, t_scope)
+    cv = figures(state, items, probs, scope, thresholds, settings.max_sentences)
+    cv["top1"] = round(top1(items, probs), 4)
+    cv["scope_auc"] = round(float(roc_auc_score(y_scope, scope)), 4)
+
+    rows = [it for it in items if len(it.labels)]
+    sentence = _fit_linear(np.vstack([it.oof_matrix for it in rows]), np.concatenate([it.labels for it in rows]),
+                           c, seed)
+    scope_model = _fit_linear(x_scope, y_scope, scope_c, seed)
+    seconds["reader"] = finetune.elapsed(t0)
     fitted = {
-        "cases": len(rows.cases), "rows": len(rows.labels), "positives": int(rows.labels.sum()), "seed": seed,
-        "folds": folds, "C": c, "target_wrong_rate": target_wrong, "target_extra_precision": target_precision,
-        "embed_model": settings.model_name, "cross_validated": cv,
+        "cases": len(items), "refuse_cases": n_refuse, "rows": int(sum(len(it.labels) for it in items)),
+        "positives": int(sum(it.labels.sum() for it in items)), "seed": seed, "folds": folds, "epochs": epochs,
+        "C": c, "scope_C": scope_c, "target_wrong_rate": target_wrong, "target_false_refusal": target_false_refusal,
+        "target_extra_precision": target_precision, "cross_validated": cv,
     }
-    selector = Selector(FEATURES, scaler.mean_, scaler.scale_, lr.coef_[0], float(lr.intercept_[0]), thresholds,
-                        fitted)
+    selector = Selector(FEATURES, sentence, scope_model, thresholds, sha, fitted)
     path = out or settings.selector_path
     selector_id = write_selector(selector, path)
-    return TuneReport(path, selector_id, len(rows.cases), len(rows.labels), c, cv)
+    return TuneReport(path, model_dir, selector_id, sha, len(items), int(sum(len(it.labels) for it in items)), len(pairs), c, scope_c,
+                      thresholds, cv, seconds)

@@ -150,12 +150,21 @@ class Answer:
     fallback: str = ""  # why a generated answer was not given, when generation was asked for
     dropped: tuple[Dropped, ...] = ()  # generated sentences that failed verification
     extractive: str = ""  # the quoted answer a generated one was written from
+    # "answered" (confident), "uncertain" (in scope: the closest passages, shown as such), "declined" (out of
+    # scope, no sources) or "unavailable" (the store is down). `refused` is true for "declined" and "unavailable".
+    outcome: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.outcome:  # derived for answers built without one (a language model's rewrite keeps its own)
+            kind = "unavailable" if self.unavailable else "declined" if self.refused else "answered"
+            object.__setattr__(self, "outcome", kind)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape shared by `ask --json` and the `/ask` endpoint."""
         return {
             "question": self.question,
             "answer": self.text,
+            "outcome": self.outcome,
             "refused": self.refused,
             "unavailable": self.unavailable,
             "language": self.language,

@@ -103,6 +103,9 @@ def sources_html(assistant: Assistant, record: dict[str, Any] | None, number: in
         return f"<p class='pb-note'>No sources for answer {number}: it was not answered from the documents.</p>"
     esc = html.escape
     cards = [f"<p class='pb-note'>Sources for answer {number}: “{esc(record['question'][:200])}”</p>"]
+    if data.get("outcome") == "uncertain":
+        cards.append(f"<p class='pb-note pb-uncertain'>Answer {number} is not a confident answer: these are the "
+                     "closest passages in the sources, which may not answer the question.</p>")
     if data.get("mode") == "generated":
         cards.append(f"<p class='pb-note pb-generated'>Answer {number} was written by a language model from these "
                      "sources. The quotes below are the evidence.</p>")

@@ -1,4 +1,4 @@
-"""The opt-in log of refused questions, and their grouping by similarity for `partnerbot report unanswered`.
+"""The opt-in log of declined and uncertain questions, and their grouping by similarity for `partnerbot report unanswered`.
 
 Only a question's cleaned text and the UTC date are kept: no time of day, no history, no address or
 other client detail. The log is capped in size and rotated by the standard library's

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from . import store
-from .errors import IndexMismatchError, IndexNotBuiltError
+from .errors import IndexMismatchError, IndexNotBuiltError, ModelChangedError
 from .normalize import Normalizer
 from .settings import Settings
 from .text import content_stems
@@ -28,7 +28,9 @@ from .types import Chunk, Page, Sentence
 os.environ.setdefault("TQDM_DISABLE", "1")
 CANDIDATES = 20
 # Settings a version must share with the reader; a difference needs `index --rebuild`.
-EMBEDDING_KEYS = ("pb_model", "pb_chunk_size", "pb_chunk_overlap", "pb_sentence_text")
+EMBEDDING_KEYS = ("pb_model", "pb_model_sha256", "pb_chunk_size", "pb_chunk_overlap", "pb_sentence_text")
+# The embedding model's name and weights: a difference re-embeds everything (`partnerbot index` does it).
+MODEL_KEYS = ("pb_model", "pb_model_sha256")
 # What a sentence vector embeds (see `chunk.sentence_context`); raise it when that changes.
 SENTENCE_TEXT = "title-section-sentence/1"
 # What a version stores beside the vectors (a sentence's supporting pages); raise it when that changes.
@@ -39,6 +41,7 @@ def build_meta(settings: Settings, selector_id: str = "") -> dict[str, Any]:
     """What a version records about what built it: the embedding settings and the selector artifact."""
     return {
         "pb_model": settings.model_name,
+        "pb_model_sha256": settings.model_sha256,
         "pb_chunk_size": settings.chunk_size,
         "pb_chunk_overlap": settings.chunk_overlap,
         "pb_sentence_text": SENTENCE_TEXT,
@@ -54,6 +57,12 @@ def check_meta(meta: dict[str, Any], settings: Settings, version: str, selector_
     `readable` also requires this version's layout; a build only needs the vectors to be reusable.
     """
     want = build_meta(settings)
+    if any(meta.get(k) != want[k] for k in MODEL_KEYS):
+        raise ModelChangedError(
+            f"index version {version} was built with another embedding model: {meta.get('pb_model')!r}, weights "
+            f"sha256 {str(meta.get('pb_model_sha256'))[:12]} (now {want['pb_model']!r}, "
+            f"{want['pb_model_sha256'][:12]}); run `partnerbot index` to embed the corpus with it"
+        )
     diffs = [f"{k[3:]}={meta.get(k)!r} (now {want[k]!r})" for k in EMBEDDING_KEYS if meta.get(k) != want[k]]
     if diffs:
         raise IndexMismatchError(

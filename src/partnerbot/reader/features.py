@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .text import STOPWORDS, content_stems, stem, tokens
-from .types import Hit
-from .version import Version
+from ..text import STOPWORDS, content_stems, stem, tokens
+from ..types import Hit
+from ..version import Version
 
 # The answer types a question can ask for, told by its wh-word or phrase.
 _ASKS_NUMBER = re.compile(r"\bhow (many|much)\b|\bnumber of\b|\bhow big\b|\bwhat (share|percent|percentage|portion)\b", re.I)
@@ -119,19 +119,21 @@ def counted_stems(question: str) -> list[str]:
     return words[:2]
 
 
-def featurize(state: Version, query: Query, hits: Sequence[Hit]) -> Candidates:
+def featurize(state: Version, query: Query, hits: Sequence[Hit], sentence_vecs: np.ndarray | None = None) -> Candidates:
     """The candidates for `query` and their features, in `FEATURES` order.
 
     Args:
         state: the loaded index version.
         query: the normalised question, its retrieval query and embedding.
         hits: the retrieved chunks, best first.
+        sentence_vecs: every sentence's vector from another model than the index's, whose question vector
+            `query.vector` then is (`partnerbot tune` scores held-out questions with a model that never saw them).
     """
     ranks = candidate_sentences(state, hits)
     if not ranks:
         return Candidates((), np.zeros((0, len(FEATURES)), dtype=np.float32))
     idx = np.fromiter(ranks, dtype=np.int64)
-    dense = state.sentence_vecs[idx] @ query.vector
+    dense = (state.sentence_vecs if sentence_vecs is None else sentence_vecs)[idx] @ query.vector
     q_stems = content_stems(query.question)
     ctx_stems = content_stems(query.context)
     focus = sorted((s for s in q_stems if s in state.idf), key=lambda s: -state.idf[s])[:2]

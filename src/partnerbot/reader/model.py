@@ -1,8 +1,13 @@
-"""The fitted answer selector: a logistic regression over `features.FEATURES`, stored as JSON.
+"""The fitted reader, stored as JSON: a sentence selector, a scope model and the calibrated thresholds.
 
-`partnerbot tune` fits it on `evals/train/` and writes the artifact; serving loads it and scores
-candidate sentences with plain numpy. The artifact is small, readable and versioned: its `id` is a
-hash of its content, and each index version records the id it was built with.
+- The *selector* is a logistic regression over `features.FEATURES`: the probability that a candidate
+  sentence answers the question.
+- The *scope model* is a logistic regression over the question's embedding and its candidates' best
+  scores (`scope.SCOPE_SCORES`): the probability that the corpus answers the question at all.
+
+`partnerbot tune` fits both on `evals/train/` and writes the artifact; serving scores with plain numpy.
+The artifact names the SHA-256 of the embedding model it was fitted with, and its `id` is a hash of its
+content; each index version records the id it was built with.
 """
 
 from __future__ import annotations
@@ -15,37 +20,68 @@ from typing import Any
 
 import numpy as np
 
-from .errors import SelectorError
+from ..errors import SelectorError
 from .features import FEATURES
+from .scope import SCOPE_SCORES
 
 FORMAT = "partnerbot-selector"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 @dataclass(frozen=True)
 class Thresholds:
-    """Calibrated probabilities: to answer at all, and to add a further sentence."""
+    """Calibrated probabilities: in scope at all, to answer, and to add a further sentence."""
 
     answer: float
     extra: float
+    scope: float = 0.0
 
 
 @dataclass(frozen=True)
-class Selector:
-    """A fitted model: standardisation, weights and the calibrated thresholds."""
+class Linear:
+    """A standardised logistic regression: `sigmoid(((x - mean) / scale) @ coef + intercept)`."""
 
-    features: tuple[str, ...]
     mean: np.ndarray
     scale: np.ndarray
     coef: np.ndarray
     intercept: float
+
+    def probability(self, matrix: np.ndarray) -> np.ndarray:
+        """The modelled probability for each row of `matrix` (or for one vector)."""
+        z = ((matrix - self.mean) / self.scale) @ self.coef + self.intercept
+        return np.asarray(1.0 / (1.0 + np.exp(-z)), dtype=np.float64)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": "logistic_regression", "mean": _floats(self.mean), "scale": _floats(self.scale),
+                "coef": _floats(self.coef), "intercept": _round(self.intercept)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], n: int) -> Linear:
+        """Raises ValueError unless each of mean, scale and coef holds `n` numbers, scale above zero."""
+        arrays = [np.asarray(data[k], dtype=np.float64) for k in ("mean", "scale", "coef")]
+        if any(a.shape != (n,) for a in arrays) or not (arrays[1] > 0).all():
+            raise ValueError(f"mean, scale and coef must each hold {n} numbers, scale above zero")
+        return cls(arrays[0], arrays[1], arrays[2], float(data["intercept"]))
+
+
+@dataclass(frozen=True)
+class Selector:
+    """The fitted reader: sentence selector, scope model, thresholds, and what they were fitted with."""
+
+    features: tuple[str, ...]
+    sentence: Linear
+    scope: Linear
     thresholds: Thresholds
+    embed_sha256: str
     fitted: dict[str, Any]
 
     def probability(self, matrix: np.ndarray) -> np.ndarray:
         """The probability that each row's sentence answers the question."""
-        z = ((matrix - self.mean) / self.scale) @ self.coef + self.intercept
-        return np.asarray(1.0 / (1.0 + np.exp(-z)), dtype=np.float64)
+        return self.sentence.probability(matrix)
+
+    def in_scope(self, scope_row: np.ndarray) -> float:
+        """The probability that the corpus answers the question whose scope row (`scope.scope_row`) this is."""
+        return float(self.scope.probability(scope_row))
 
     def to_json(self) -> dict[str, Any]:
         """The artifact's content, without its id."""
@@ -53,14 +89,12 @@ class Selector:
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
             "features": list(self.features),
-            "model": {
-                "kind": "logistic_regression",
-                "mean": _floats(self.mean),
-                "scale": _floats(self.scale),
-                "coef": _floats(self.coef),
-                "intercept": _round(self.intercept),
-            },
-            "thresholds": {"answer": _round(self.thresholds.answer), "extra": _round(self.thresholds.extra)},
+            "scope_scores": list(SCOPE_SCORES),
+            "model": self.sentence.to_json(),
+            "scope_model": self.scope.to_json(),
+            "thresholds": {"answer": _round(self.thresholds.answer), "extra": _round(self.thresholds.extra),
+                           "scope": _round(self.thresholds.scope)},
+            "embed_model_sha256": self.embed_sha256,
             "fitted": self.fitted,
         }
 
@@ -112,16 +146,17 @@ def read_selector(path: Path) -> Selector:
         raise SelectorError(f"{path}: not a {FORMAT} file of version {FORMAT_VERSION}; {fix}")
     if data.get("id") != content_id(data):
         raise SelectorError(f"{path}: the content does not match its id {data.get('id')!r} (edited by hand?); {fix}")
-    if tuple(data.get("features", ())) != FEATURES:
+    if tuple(data.get("features", ())) != FEATURES or tuple(data.get("scope_scores", ())) != SCOPE_SCORES:
         raise SelectorError(f"{path}: fitted on other features than this version of partnerbot computes; {fix}")
     try:
-        model = data["model"]
-        n = len(FEATURES)
-        arrays = [np.asarray(model[k], dtype=np.float64) for k in ("mean", "scale", "coef")]
-        if any(a.shape != (n,) for a in arrays) or not (arrays[1] > 0).all():
-            raise ValueError("mean, scale and coef must each hold one number per feature, scale above zero")
-        thresholds = Thresholds(float(data["thresholds"]["answer"]), float(data["thresholds"]["extra"]))
-        return Selector(FEATURES, arrays[0], arrays[1], arrays[2], float(model["intercept"]), thresholds,
+        sentence = Linear.from_json(data["model"], len(FEATURES))
+        scope_n = len(data["scope_model"]["coef"])
+        if scope_n <= len(SCOPE_SCORES):
+            raise ValueError("the scope model has no question-embedding weights")
+        scope = Linear.from_json(data["scope_model"], scope_n)
+        t = data["thresholds"]
+        thresholds = Thresholds(float(t["answer"]), float(t["extra"]), float(t["scope"]))
+        return Selector(FEATURES, sentence, scope, thresholds, str(data["embed_model_sha256"]),
                         dict(data.get("fitted", {})))
     except (KeyError, TypeError, ValueError) as exc:
         raise SelectorError(f"{path}: malformed model ({exc}); {fix}") from exc

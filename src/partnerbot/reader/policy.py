@@ -1,36 +1,68 @@
-"""Choose the answer sentences from scored candidates, or refuse: one calibrated threshold, no rules.
+"""Three honest outcomes from scored candidates: answer, "not sure" with the closest passages, or decline.
 
-- The most probable sentence answers, if its probability reaches the calibrated answer threshold;
-  otherwise partnerbot refuses.
-- A further sentence is added only when it reaches the (higher) calibrated extra threshold on its own
-  and adds a different fact: it is not a near-copy of a chosen sentence and most of its words are new.
-- An answer holds 1 to `max_sentences` sentences.
+- *declined*: the scope model's probability is below the calibrated scope threshold (or there is no
+  candidate at all). Nothing is cited.
+- *answered*: in scope, and the most probable sentence reaches the calibrated answer threshold. A further
+  sentence is added only when it reaches the (higher) extra threshold on its own and adds a different
+  fact: it is not a near-copy of a chosen sentence and most of its words are new.
+- *uncertain*: in scope, but no sentence is confident enough. The closest passages are shown (up to
+  `PASSAGES`, best first, near-copies left out) as such, never as an answer.
+
+The thresholds are calibrated by `partnerbot tune` on out-of-fold train predictions; there are no rules
+for particular questions.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Literal
+
 import numpy as np
 
-from .selector import Thresholds
-from .version import Version
+from ..version import Version
+from .model import Thresholds
 
 # Sentences this similar in meaning say the same thing twice.
 NEAR_COPY = 0.85
 # The share of a further sentence's words that must be new to the answer so far.
 NEW_WORDS = 0.5
+# The most passages an uncertain reply shows.
+PASSAGES = 3
+
+Outcome = Literal["answered", "uncertain", "declined"]
 
 
-def choose(state: Version, sentences: tuple[int, ...], probability: np.ndarray, thresholds: Thresholds,
-           max_sentences: int) -> list[tuple[int, float]]:
-    """The chosen (sentence index, probability) pairs, best first; empty means refuse.
+@dataclass(frozen=True)
+class Decision:
+    """An outcome and the (sentence index, probability) pairs it shows, best first."""
+
+    outcome: Outcome
+    picked: tuple[tuple[int, float], ...] = ()
+
+
+def decide(state: Version, sentences: tuple[int, ...], probability: np.ndarray, scope: float,
+           thresholds: Thresholds, max_sentences: int) -> Decision:
+    """The outcome for one question.
 
     Args:
         state: the loaded index version (sentence vectors and stems).
         sentences: candidate sentence indices.
         probability: the selector's probability for each candidate.
-        thresholds: the calibrated answer and extra thresholds.
+        scope: the scope model's probability that the corpus answers the question.
+        thresholds: the calibrated scope, answer and extra thresholds.
         max_sentences: the most sentences in one answer.
     """
+    if not sentences or scope < thresholds.scope:
+        return Decision("declined")
+    picked = choose(state, sentences, probability, thresholds, max_sentences)
+    if picked:
+        return Decision("answered", tuple(picked))
+    return Decision("uncertain", tuple(closest(state, sentences, probability, PASSAGES)))
+
+
+def choose(state: Version, sentences: tuple[int, ...], probability: np.ndarray, thresholds: Thresholds,
+           max_sentences: int) -> list[tuple[int, float]]:
+    """The confident answer sentences, best first; empty when the best is below the answer threshold."""
     if not sentences:
         return []
     order = np.argsort(-probability, kind="stable")
@@ -43,6 +75,18 @@ def choose(state: Version, sentences: tuple[int, ...], probability: np.ndarray, 
         if len(chosen) >= max_sentences or probability[j] < thresholds.extra:
             break
         if adds_a_fact(state, sentences[j], [sentences[c] for c in chosen]):
+            chosen.append(j)
+    return [(sentences[j], float(probability[j])) for j in chosen]
+
+
+def closest(state: Version, sentences: tuple[int, ...], probability: np.ndarray, n: int) -> list[tuple[int, float]]:
+    """The `n` most probable candidates, best first, each adding a fact to those before it."""
+    chosen: list[int] = []
+    for j in np.argsort(-probability, kind="stable"):
+        j = int(j)
+        if len(chosen) >= n:
+            break
+        if not chosen or adds_a_fact(state, sentences[j], [sentences[c] for c in chosen]):
             chosen.append(j)
     return [(sentences[j], float(probability[j])) for j in chosen]
 
