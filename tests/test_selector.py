@@ -179,3 +179,31 @@ def test_the_read_path_does_not_import_the_build_path() -> None:
             "'partnerbot.tune', 'partnerbot.finetune', 'sklearn', 'datasets')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_a_changed_model_file_is_an_error_naming_it(tmp_path: Path) -> None:
+    import shutil
+
+    from partnerbot.artifact import read_manifest
+    from partnerbot.errors import ModelArtifactError
+    from partnerbot.settings import tuned_model_dir
+
+    copy = tmp_path / "embedder"
+    shutil.copytree(tuned_model_dir(), copy)
+    assert read_manifest(copy)["sha256"] == Settings(embed_model=str(copy)).model_sha256
+    weights = copy / "model.safetensors"
+    body = bytearray(weights.read_bytes())
+    body[-1] ^= 0xFF
+    weights.write_bytes(bytes(body))
+    with pytest.raises(ModelArtifactError, match=r"model.safetensors: SHA-256 .* does not match .*run `partnerbot tune`"):
+        Settings(embed_model=str(copy)).model_sha256  # noqa: B018
+
+
+def test_an_index_embedded_with_another_model_stops_ask_with_the_command_to_run(tiny_corpus: Path) -> None:
+    base = Settings(corpus_dir=tiny_corpus, embed_model=Settings().base_model_path)
+    build_index(base)
+    with pytest.raises(IndexMismatchError, match=r"built with another embedding model.*run `partnerbot index`"):
+        Assistant(Settings(corpus_dir=tiny_corpus)).ask("What is the Alpha Program?")
+    summary = build_index(Settings(corpus_dir=tiny_corpus))  # re-embeds everything with the configured model
+    assert summary.switched and summary.chunks_embedded == summary.chunks_total > 0
+    assert Assistant(Settings(corpus_dir=tiny_corpus)).ask("What is the Alpha Program?").outcome
