@@ -1,4 +1,4 @@
-"""The HTTP API: `POST /api/ask`, the OpenAI-compatible `/v1/chat/completions` and `/v1/models`, and `/metrics`.
+"""The HTTP API: `POST /api/ask` and `/metrics` here, the OpenAI-compatible `/v1/*` in `openai_api`.
 
 Every request's text is cleaned (`sanitize`) before anything else sees it; every result comes from
 `replies.Asker` and is told by `replies`: an answer is the `ask --json` JSON with 200; a problem is
@@ -11,34 +11,27 @@ from __future__ import annotations
 
 import json
 import logging
-import re
-import time
-import uuid
-from collections.abc import AsyncIterator
 from typing import Any, Literal
 
 import anyio
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
 from . import replies
 from .answer import Assistant
-from .embed import count_tokens
 from .errors import InputError
 from .phrases import TROUBLE
 from .replies import Asker, Result
-from .sanitize import clean_history, clean_parts, clean_question, clean_text, scrub
+from .sanitize import clean_history, clean_question, scrub
 from .telemetry import Metrics
 from .types import Answer, Problem, ProblemKind
 
 log = logging.getLogger("partnerbot.api")
-MODEL_ID = "partnerbot"
 MAX_BODY = 64 * 1024
-STARTED = int(time.time())
 _ENDPOINTS = {"/api/ask": "api_ask", "/v1/chat/completions": "chat_completions"}
 
 
@@ -120,53 +113,6 @@ class ErrorOut(BaseModel):
     rate_limited: bool | None = Field(None, description="True on a 429; `retry_after_s` says when to try again.")
 
 
-class TextPart(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    type: str
-    text: str | None = None
-
-
-class ChatMessage(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    role: Literal["system", "developer", "user", "assistant", "tool", "function"]
-    content: str | list[TextPart] | None = None
-
-
-class StreamOptions(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    include_usage: bool = Field(False, description="Send a last chunk with `usage` (and no choices) before `[DONE]`.")
-
-
-_IGNORED = "Accepted and ignored: answers are quoted from the sources, not sampled."
-
-
-class ChatRequest(BaseModel):
-    """An OpenAI chat completion request.
-
-    The last message must be the user's: it is the question, and the earlier user messages are the history;
-    system, developer, assistant and tool messages are read by no one. Answers are quoted, not sampled, so
-    every sampling option is accepted and ignored: `temperature`, `top_p`, `max_tokens`,
-    `max_completion_tokens`, `presence_penalty`, `frequency_penalty`, `logit_bias`, `logprobs`, `top_logprobs`,
-    `seed`, `stop`, `user`, `response_format`, `tools`, `tool_choice`, `parallel_tool_calls`, `metadata`,
-    `store`, `service_tier` and any other field. `n` must be 1: there is one answer.
-    """
-
-    model_config = ConfigDict(extra="allow")
-    model: str = Field(examples=[MODEL_ID])
-    messages: list[ChatMessage] = Field(min_length=1)
-    stream: bool = False
-    stream_options: StreamOptions | None = Field(None, description="With `stream`: `include_usage` is honoured.")
-    n: int | None = Field(None, description="Must be 1 (or left out): partnerbot gives one answer.")
-    temperature: float | None = Field(None, description=_IGNORED)
-    top_p: float | None = Field(None, description=_IGNORED)
-    max_tokens: int | None = Field(None, description=_IGNORED + " An answer is never cut short.")
-    max_completion_tokens: int | None = Field(None, description=_IGNORED + " An answer is never cut short.")
-    presence_penalty: float | None = Field(None, description=_IGNORED)
-    frequency_penalty: float | None = Field(None, description=_IGNORED)
-    seed: int | None = Field(None, description=_IGNORED + " The same question always gets the same answer.")
-    stop: str | list[str] | None = Field(None, description=_IGNORED)
-
-
 # -- helpers -----------------------------------------------------------------------------------------------------
 def _field(loc: Any) -> str | None:
     """A pydantic error location as a field path: ("body", "history", 2) -> `history[2]`."""
@@ -211,68 +157,48 @@ def http_problem(exc: HTTPException) -> Problem:
     return Problem(kind, words.get(kind, "Invalid request: the body could not be read."))
 
 
-def message_text(message: ChatMessage, i: int, limit: int) -> str:
-    """The cleaned text of message `i`; content parts other than text are refused.
-
-    Raises:
-        InputError: a part is not text, or a text is far too long (`field` names it).
-    """
-    field = f"messages[{i}].content"
-    if message.content is None:
-        return ""
-    if isinstance(message.content, str):
-        return clean_text(message.content, field, limit * 4, "the message")
-    kinds = sorted({scrub(p.type)[:40] for p in message.content if p.type != "text"})
-    if kinds:
-        raise InputError(f"only text content is supported, not {', '.join(kinds)}", field=field)
-    return clean_parts([p.text or "" for p in message.content], field, limit * 4)
-
-
-def chat_content(data: dict[str, Any]) -> str:
-    """The reply text: the answer with its `[n]` markers, then the numbered sources."""
-    lines = [data["answer"]]
-    if data["sources"]:
-        lines.append("\nSources:")
-        lines += [f"[{s['n']}] {s['title']}, section \"{s['section']}\" (as of {s['date']}): {s['url']}"
-                  for s in data["sources"]]
-    return "\n".join(lines)
-
-
-def _pieces(text: str) -> list[str]:
-    """The text in a few pieces that join back to it exactly (for streaming)."""
-    words = re.findall(r"\S+\s*|\s+", text)
-    return ["".join(words[i : i + 4]) for i in range(0, len(words), 4)] or [""]
-
-
 def _log(request: Request) -> dict[str, Any]:
     """The access log's fields for this request (see `telemetry.AccessLogMiddleware`)."""
     return request.scope.setdefault("state", {}).setdefault("log", {})  # type: ignore[no-any-return]
 
 
 # -- routes ----------------------------------------------------------------------------------------------------------
-def register(app: FastAPI, assistant: Assistant, metrics: Metrics, concurrency: int) -> None:
-    """Add the API's routes and its error handlers to `app` (before the chat page is mounted at `/`)."""
-    asker = Asker(assistant, metrics)
-    limiter = anyio.CapacityLimiter(concurrency)
-    limit = assistant.settings.max_question_chars
-    router = APIRouter()
+class Front:
+    """What every API route shares: asking in worker threads (a bounded number at once), refusing with a problem,
+    and the access log's fields."""
 
-    async def answer(request: Request, endpoint: str, question: str, history: list[str]) -> Result:
-        """The result for a cleaned question, asked in a worker thread (a bounded number at once)."""
-        result: Result = await anyio.to_thread.run_sync(asker.ask, endpoint, question, history, limiter=limiter)
+    def __init__(self, assistant: Assistant, metrics: Metrics, concurrency: int):
+        self.assistant = assistant
+        self.asker = Asker(assistant, metrics)
+        self.limiter = anyio.CapacityLimiter(concurrency)
+        self.limit = assistant.settings.max_question_chars
+
+    async def answer(self, request: Request, endpoint: str, question: str, history: list[str]) -> Result:
+        """The result for a cleaned question, counted under `endpoint`."""
+        result: Result = await anyio.to_thread.run_sync(self.asker.ask, endpoint, question, history,
+                                                        limiter=self.limiter)
         fields = _log(request)
         fields.update(endpoint=endpoint, outcome=replies.metric(result))
         if isinstance(result, Answer):
             fields.update(question=result.question, index_version=result.index_version)
         return result
 
-    def refuse(request: Request, problem: Problem) -> JSONResponse:
-        """A problem found before asking, counted and logged as such."""
+    def refuse(self, request: Request, problem: Problem) -> JSONResponse:
+        """A problem found before asking, counted and logged as such, in the shape of its route."""
         endpoint = _ENDPOINTS.get(request.url.path.rstrip("/"))
         if endpoint:
-            asker.count(endpoint, problem)
+            self.asker.count(endpoint, problem)
             _log(request).update(endpoint=endpoint, outcome=replies.metric(problem))
         return problem_response(problem, request.url.path)
+
+
+def register(app: FastAPI, assistant: Assistant, metrics: Metrics, concurrency: int) -> None:
+    """Add the API's routes and its error handlers to `app` (before the chat page is mounted at `/`)."""
+    from .openai_api import routes as openai_routes  # it builds on this module's `Front`
+
+    front = Front(assistant, metrics, concurrency)
+    refuse = front.refuse
+    router = APIRouter()
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -311,67 +237,12 @@ def register(app: FastAPI, assistant: Assistant, metrics: Metrics, concurrency: 
     async def api_ask(body: AskRequest, request: Request) -> JSONResponse:
         """Answer a question from the corpus: the answer with `[n]` markers and its numbered, quoted sources."""
         try:
-            question, history = clean_question(body.question, limit), clean_history(body.history, limit)
+            question = clean_question(body.question, front.limit)
+            history = clean_history(body.history, front.limit)
         except InputError as exc:
-            return refuse(request, _input_problem(exc))
-        result = await answer(request, "api_ask", question, history)
+            return refuse(request, input_problem(exc))
+        result = await front.answer(request, "api_ask", question, history)
         return SafeJSONResponse(replies.body(result), status_code=replies.status(result), headers=replies.headers(result))
-
-    @router.get("/v1/models", tags=["openai"])
-    async def models() -> dict[str, Any]:
-        """The one model, `partnerbot`, in OpenAI's list format."""
-        return {"object": "list", "data": [_model_card()]}
-
-    @router.get("/v1/models/{model_id}", tags=["openai"], response_model=None)
-    async def model(model_id: str, request: Request) -> Any:
-        if model_id != MODEL_ID:
-            return refuse(request, Problem(ProblemKind.NOT_FOUND, f"The model {scrub(model_id)[:100]!r} does not "
-                                           f"exist; use {MODEL_ID!r}.", "model"))
-        return _model_card()
-
-    @router.post("/v1/chat/completions", tags=["openai"], response_model=None)
-    async def chat_completions(body: ChatRequest, request: Request) -> Any:
-        """OpenAI-compatible chat: the last user message is the question, earlier user messages the history.
-
-        The reply's content is the answer with its `[n]` markers and a numbered list of sources; the
-        structured answer (`ask --json` shape) is in the extra field `partnerbot`. `stream: true` sends
-        server-sent events. `usage` counts tokens with the embedding model's tokenizer (WordPiece, without
-        its [CLS] and [SEP]): `prompt_tokens` the user messages read (the question and its history),
-        `completion_tokens` the reply's content.
-        """
-        if body.model != MODEL_ID:
-            return refuse(request, Problem(ProblemKind.NOT_FOUND, f"The model {scrub(body.model)[:100]!r} does not "
-                                           f"exist; use {MODEL_ID!r}.", "model"))
-        if body.n is not None and body.n != 1:
-            return refuse(request, Problem(ProblemKind.INPUT, f"n must be 1: partnerbot gives one answer, not {body.n}.",
-                                           "n"))
-        try:
-            last = len(body.messages) - 1
-            if body.messages[last].role != "user":
-                raise InputError(f"the last message must be from the user, not the {body.messages[last].role}",
-                                 field=f"messages[{last}].role")
-            texts = [message_text(m, i, limit) for i, m in enumerate(body.messages) if m.role == "user"]
-            question = clean_question(texts[-1], limit, f"messages[{last}].content")
-            history = clean_history(texts[:-1], limit, "messages")
-        except InputError as exc:
-            return refuse(request, _input_problem(exc))
-        result = await answer(request, "chat_completions", question, history)
-        if isinstance(result, Problem):
-            return problem_response(result, request.url.path)
-        data = result.to_dict()
-        content = chat_content(data)
-        usage = await anyio.to_thread.run_sync(_usage, assistant, [*history, question], content)
-        ident, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
-        if not body.stream:
-            return SafeJSONResponse({
-                "id": ident, "object": "chat.completion", "created": created, "model": MODEL_ID,
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
-                             "finish_reason": "stop", "logprobs": None}],
-                "usage": usage, "partnerbot": data})
-        include = bool(body.stream_options and body.stream_options.include_usage)
-        return StreamingResponse(_stream(ident, created, content, data, usage if include else None),
-                                 media_type="text/event-stream", headers={"Cache-Control": "no-cache",
-                                                                          "X-Accel-Buffering": "no"})
 
     @router.get("/metrics", tags=["operations"], response_class=Response)
     async def metrics_route() -> Response:
@@ -384,42 +255,13 @@ def register(app: FastAPI, assistant: Assistant, metrics: Metrics, concurrency: 
         # Without these, Gradio's page (mounted at `/`) would answer unknown API addresses in its own shape.
         return refuse(request, http_problem(HTTPException(404)))
 
+    app.include_router(openai_routes(front))
     app.include_router(router)
 
 
-def _input_problem(exc: InputError) -> Problem:
+def input_problem(exc: InputError) -> Problem:
+    """The problem of unusable input, its message a sentence."""
     text = str(exc)
     return Problem(ProblemKind.INPUT, f"{text[:1].upper()}{text[1:]}.", exc.field)
 
 
-def _usage(assistant: Assistant, prompt: list[str], completion: str) -> dict[str, int]:
-    """OpenAI's `usage`, counted with the embedding model's tokenizer."""
-    prompt_tokens = sum(count_tokens(assistant.settings, t) for t in prompt)
-    completion_tokens = count_tokens(assistant.settings, completion)
-    return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens}
-
-
-def _model_card() -> dict[str, Any]:
-    return {"id": MODEL_ID, "object": "model", "created": STARTED, "owned_by": "partnerbot"}
-
-
-async def _stream(ident: str, created: int, content: str, data: dict[str, Any],
-                  usage: dict[str, int] | None) -> AsyncIterator[str]:
-    """The reply as server-sent events; with `usage`, every chunk says `"usage": null` and a last one carries it."""
-    extra = {"usage": None} if usage is not None else {}
-
-    def chunk(delta: dict[str, Any], finish: str | None = None, **more: Any) -> str:
-        body = {"id": ident, "object": "chat.completion.chunk", "created": created, "model": MODEL_ID,
-                "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}], **extra, **more}
-        return f"data: {json.dumps(replies.safe(body), ensure_ascii=False)}\n\n"
-
-    yield chunk({"role": "assistant", "content": ""})
-    for piece in _pieces(content):
-        yield chunk({"content": piece})
-    yield chunk({}, "stop", partnerbot=data)
-    if usage is not None:
-        last = {"id": ident, "object": "chat.completion.chunk", "created": created, "model": MODEL_ID,
-                "choices": [], "usage": usage}
-        yield f"data: {json.dumps(last)}\n\n"
-    yield "data: [DONE]\n\n"
