@@ -41,7 +41,8 @@ def test_api_returns_cited_answers_refusals_and_follow_ups(server: Server) -> No
     follow = server.ask("When were they created?", ["Tell me about the Border Enforcement Security Task Forces"])
     assert "2005" in follow["answer"] and "best" in {s["doc_id"] for s in follow["sources"]}
     empty = server.ask("   ")
-    assert empty["refused"] and "empty" in empty["error"]
+    assert empty["error"]["code"] == "invalid_input" and empty["error"]["field"] == "question"
+    assert "empty" in empty["error"]["message"] and "answer" not in empty
 
 
 def test_two_clients_at_once_each_get_their_own_answer(server: Server) -> None:
