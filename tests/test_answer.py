@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -20,7 +21,7 @@ from partnerbot.evals import load_cases
 from partnerbot.phrases import CITATION_RE, EXAMPLE_QUESTIONS, REFUSAL
 from partnerbot.retrieve import retrieve
 from partnerbot.settings import Settings
-from partnerbot.types import Answer, Problem, ProblemKind
+from partnerbot.types import Answer, Outcome, Problem, ProblemKind
 
 ONE_PER_DOC = {
     "press-release-2020-07-30": "What did ICE launch on July 30, 2020 to highlight its partnerships?",
@@ -219,6 +220,15 @@ def test_every_eval_answer_cites_the_page_behind_each_quoted_sentence(assistant:
 
 
 def test_answer_json_reads_back_unchanged(assistant: Assistant) -> None:
-    data = assistant.ask("What is HERO Corps?").to_dict()
+    answer = assistant.ask("What is HERO Corps?")
+    data = answer.to_dict()
     assert data["sources"] and data["sources"][0]["pages"]
     assert json.loads(json.dumps(data)) == data  # lists, not tuples: what a client reads equals what was sent
+    back = Answer.from_dict(json.loads(json.dumps(data)))
+    assert back.to_dict() == data and back.sources == answer.sources and back.outcome is Outcome.ANSWERED
+    written = dataclasses.replace(answer, mode="generated", fallback="", outcome=Outcome.UNCERTAIN)
+    again = Answer.from_dict(json.loads(json.dumps(written.to_dict())))
+    assert (again.mode, again.fallback, again.outcome) == ("generated", "", Outcome.UNCERTAIN)
+    assert json.loads(json.dumps(data))["outcome"] == "answered"  # the enum is its string in JSON
+    with pytest.raises(ValueError):
+        Answer.from_dict(data | {"outcome": "maybe"})
