@@ -20,6 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from . import replies
 from .answer import Assistant
@@ -135,6 +136,8 @@ def validation_problem(exc: RequestValidationError) -> Problem:
         elif err.get("type") == "missing" and where is None:
             unreadable = True
             problems.append("the body is empty: send a JSON object")
+        elif err.get("type") == "string_unicode":  # pydantic cannot read a name holding a lone surrogate
+            problems.append("a name in the body is not valid Unicode")
         elif where is None:  # a list, a string, or a body not sent as JSON at all
             problems.append("the body must be a JSON object, sent with Content-Type: application/json")
         else:
@@ -249,14 +252,18 @@ def register(app: FastAPI, assistant: Assistant, metrics: Metrics, concurrency: 
         """Prometheus metrics: requests by endpoint and outcome, latency histograms, the active index version."""
         return Response(metrics.exposition(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
-    @router.api_route("/api/{rest:path}", include_in_schema=False, methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
-    @router.api_route("/v1/{rest:path}", include_in_schema=False, methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+    fallback = APIRouter()  # a router of its own, after the others: their routes are tried first
+
+    @fallback.api_route("/api/{rest:path}", include_in_schema=False, methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+    @fallback.api_route("/v1/{rest:path}", include_in_schema=False, methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
     async def nowhere(request: Request) -> JSONResponse:
         # Without these, Gradio's page (mounted at `/`) would answer unknown API addresses in its own shape.
-        return refuse(request, http_problem(HTTPException(404)))
+        wrong_method = any(r.matches(request.scope)[0] == Match.PARTIAL for r in request.app.router.routes)
+        return refuse(request, http_problem(HTTPException(405 if wrong_method else 404)))
 
     app.include_router(openai_routes(front))
     app.include_router(router)
+    app.include_router(fallback)
 
 
 def input_problem(exc: InputError) -> Problem:
