@@ -24,7 +24,9 @@ from hypothesis import strategies as st
 from conftest import ROOT, Server, free_port, wait_http
 from partnerbot.answer import Assistant
 from partnerbot.embed import QueryBatcher, _embed_queries
+from partnerbot.language import REPLIES
 from partnerbot.settings import Settings
+from partnerbot.types import Answer
 
 ANSWER_KEYS = {"question", "answer", "outcome", "refused", "unavailable", "language", "mode", "fallback", "sources",
                "timings_ms"}
@@ -164,22 +166,28 @@ def test_malformed_requests_beside_ordinary_ones_hurt_no_one(srv: Server) -> Non
 
 
 @pytest.mark.parametrize(("asked", "plain"), [
-    ("What is <HERO Corps>?", "What is HERO Corps?"),
+    ("What is <HERO Corps>?", "What is HERO Corps?"),  # not a tag: the words stay
     ("# What is ERO?", "What is ERO?"),
     ("> **What is the Criminal Alien Program?**", "What is the Criminal Alien Program?"),
     ("<p>When was the <b>Cyber Crimes Center</b> established?</p>", "When was the Cyber Crimes Center established?"),
-    ("How many lookouts has the war crimes center issued (is it > 1,000)?",
-     "How many lookouts has the war crimes center issued (is it 1,000)?"),
-    ("Are 287(g) agreements < 100?", "Are 287(g) agreements 100?"),
+    ("Were there < 30 BEST units in February 2013?", "Were there fewer than 30 BEST units in February 2013?"),
+    ("Were there > 30 BEST units in February 2013?", "Were there more than 30 BEST units in February 2013?"),
+    ("Is HERO Corps training < 1 year?", "Is HERO Corps training less than 1 year?"),
+    # English with an accented Spanish name: answered in English, as the name written without accents is.
     ("Which Mexican agency took part in BEST (Secretaría de Seguridad Pública)?",
-     "Which Mexican agency took part in BEST?"),
+     "Which Mexican agency took part in BEST (Secretaria de Seguridad Publica)?"),
+    ("Did Mexico's Secretaría de Seguridad Pública take part in BEST units?",
+     "Did Mexico's Secretaria de Seguridad Publica take part in BEST units?"),
 ])
 def test_markup_markers_symbols_and_names_are_answered_as_the_plain_question(assistant: Assistant, srv: Server,
                                                                               asked: str, plain: str) -> None:
     want = assistant.ask(plain)
     got = assistant.ask(asked)
-    assert got.language == "en", got.text
+    assert isinstance(got, Answer) and isinstance(want, Answer)
+    assert got.language == "en" and got.text != REPLIES["SPANISH"].text, got.text
     assert (got.outcome, [s.quote for s in got.sources]) == (want.outcome, [s.quote for s in want.sources])
+    if " < " in asked or " > " in asked:
+        assert got.question == asked  # a comparison keeps its sign
     served = check_api_reply(post(f"{srv.url}/api/ask", encode({"question": asked})))
     assert served["language"] == "en" and served["outcome"] == str(want.outcome)
     assert [s["quote"] for s in served["sources"]] == [s.quote for s in want.sources]

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from partnerbot.embed import QueryBatcher, _embed_queries
 from partnerbot.errors import InputError
 from partnerbot.language import foreign_reply, own_words
+from partnerbot.normalize import fold_accents
 from partnerbot.sanitize import clean_history, clean_question, clean_text, scrub
 from partnerbot.settings import Settings
 
@@ -108,6 +109,11 @@ def test_names_quotes_and_acronyms_do_not_make_a_question_foreign(question: str)
 def test_a_foreign_question_naming_things_is_still_foreign(question: str, code: str) -> None:
     reply = foreign_reply(question)
     assert reply is not None and reply.code == code
+
+
+def test_accents_on_latin_letters_are_folded_for_matching_and_other_scripts_kept() -> None:
+    assert fold_accents("Secretaría de Seguridad Pública, Peña, ﬁ") == "Secretaria de Seguridad Publica, Pena, fi"
+    assert fold_accents("Что такое HSI? 是什么 ß") == "Что такое HSI? 是什么 ß"
 
 
 class Poisoned(Exception):

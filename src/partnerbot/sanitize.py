@@ -74,7 +74,16 @@ def _clean_lines(text: str) -> str:
     """Controls, then HTML, then each line's leading Markdown markers (line breaks survive until then)."""
     lines = _LINE_BREAK.split(text)
     text = _strip_html("\n".join(_controls(line) for line in lines))
-    return "\n".join(_MARKDOWN.sub("", line.strip()) for line in text.split("\n"))
+    return "\n".join(_unmark(line.strip()) for line in text.split("\n"))
+
+
+def _unmark(line: str) -> str:
+    """`line` without its leading Markdown markers, and without the closing `*` of an emphasis they opened."""
+    marker = _MARKDOWN.match(line)
+    if not marker:
+        return line
+    rest = line[marker.end():]
+    return rest.rstrip("*").rstrip() if marker.group().rstrip().endswith("*") else rest
 
 
 def clean_text(value: Any, field: str, limit: int, what: str = "text") -> str:
