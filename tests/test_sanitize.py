@@ -152,5 +152,6 @@ def test_one_question_that_cannot_be_embedded_fails_alone_and_is_never_retried(m
         if q != "POISON":
             vector = results[q]
             assert isinstance(vector, np.ndarray)
-            assert float(vector @ _embed_queries(settings, [q])[0]) > 0.999  # its own vector, not a neighbour's
+            # its own vector, as if embedded alone: no other question in the batch moves it
+            assert float(np.abs(vector - _embed_queries(settings, [q])[0]).max()) < 1e-5
     assert isinstance(batcher.embed("What is HERO Corps?"), np.ndarray)  # the worker lives on
