@@ -142,7 +142,8 @@ def validation_problem(exc: RequestValidationError) -> Problem:
             problems.append("the body must be a JSON object, sent with Content-Type: application/json")
         else:
             problems.append(f"{where}: {scrub(str(err.get('msg', 'invalid')))}")
-    first = next((f for e in exc.errors() if (f := _field(e.get("loc", ()))) is not None), None)
+    first = next((f for e in exc.errors() if e.get("type") != "json_invalid"  # its location is a character offset
+                  and (f := _field(e.get("loc", ()))) is not None), None)
     kind = ProblemKind.INVALID_BODY if unreadable else ProblemKind.INVALID_REQUEST
     return Problem(kind, "Invalid request: " + "; ".join(problems) + ".", first)
 
