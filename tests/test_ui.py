@@ -111,7 +111,9 @@ def test_browser_chat_sources_selection_and_script_safety(server: Server, browse
     ask_in_page(page, "<script>alert('xss')</script><img src=x onerror=alert(1)> What is BEST?", 3)
     page.wait_for_timeout(500)
     assert dialogs == []
-    expect(page.locator("#chat")).to_contain_text("<script>")  # shown as text
+    # the question is shown as it was read: cleaned of its markup, never run
+    expect(page.locator('[aria-label^="user\'s message"]').nth(3)).to_have_text("What is BEST?")
+    expect(page.locator("#chat")).not_to_contain_text("alert(")
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "chat.png"), full_page=True)
 
