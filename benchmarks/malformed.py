@@ -49,7 +49,11 @@ MALFORMED: list[tuple[str, bytes]] = [
 async def send(client: httpx.AsyncClient, path: str, body: bytes) -> tuple[float, int, dict[str, Any]]:
     t0 = time.perf_counter()
     r = await client.post(path, content=body, headers={"content-type": "application/json"})
-    return (time.perf_counter() - t0) * 1000, r.status_code, r.json()
+    try:
+        data = r.json()
+    except ValueError:  # a plain-text reply (what a server without the JSON error handlers sends on a 500)
+        data = {}
+    return (time.perf_counter() - t0) * 1000, r.status_code, data
 
 
 async def one_round(url: str, plan: list[tuple[str, list[str]]], bad: bool) -> tuple[list, list]:
