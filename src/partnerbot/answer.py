@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from . import heuristic, store, unanswered
+from . import store, unanswered
 from .embed import query_embedder
 from .errors import IndexNotBuiltError, InputError, PartnerbotError, SelectorError, StoreUnavailableError
 from .language import foreign_reply
@@ -261,7 +261,7 @@ class Assistant:
                           outcome=outcome)
         answer = Answer(q, text, tuple(sources), False, timings, doc_ids, state.version, evidence=reading.scores,
                         outcome=outcome)
-        if outcome == Outcome.ANSWERED and self.settings.llm_url and self.settings.answerer == "fitted":
+        if outcome == Outcome.ANSWERED and self.settings.llm_url:
             # a model rewrites the chosen quotes
             return self.writer.write(answer, state.sentence_vecs[[i for i, _ in reading.picked]])
         return answer
@@ -272,13 +272,8 @@ class Assistant:
             unanswered.record(self.settings, question)
 
     def _read(self, prepared: Prepared) -> Reading:
-        """The reader's outcome for a prepared question (or the hand-set heuristic's, for comparisons)."""
-        state, query = prepared.state, prepared.query
-        if self.settings.answerer == "heuristic":
-            picked, scores = heuristic.pick(self.settings, state, query.question, query.context, query.vector,
-                                            prepared.hits)
-            return Reading("answered" if picked else "declined", tuple(picked), scores)
-        return self.reader.read(state, prepared.candidates, query.vector)
+        """The reader's outcome for a prepared question."""
+        return self.reader.read(prepared.state, prepared.candidates, prepared.query.vector)
 
 
 def _compose(state: Version, reading: Reading) -> tuple[str, list[Source]]:

@@ -279,8 +279,8 @@ def evaluate(
         "--cases", help="A cases file or folder (repeatable); default: the test split, <evals_dir>/test/.")] = None,
     retriever: Annotated[str | None, typer.Option(help="hybrid, dense or bm25.")] = None,
     answerer: Annotated[str | None, typer.Option(
-        help="fitted (default); heuristic: the hand-set answerer, for a side-by-side comparison; generated: "
-             "fitted, then written by the model at PARTNERBOT_LLM_URL and checked.")] = None,
+        help="fitted (default): the quoted answers; generated: fitted, then written by the model at "
+             "PARTNERBOT_LLM_URL and checked.")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the JSON report here.")] = None,
     html_out: Annotated[Path | None, typer.Option("--html", help="Write the HTML report here.")] = None,
     compare: Annotated[Path | None, typer.Option(help="A previous JSON report to compare with.")] = None,
@@ -291,7 +291,6 @@ def evaluate(
     """Run evaluation cases through the assistant and report what passed, what failed and why.
 
     Example: partnerbot eval --check                (the test split, against evals/thresholds.toml)
-             partnerbot eval --answerer heuristic --json heuristic.json
              PARTNERBOT_LLM_URL=http://127.0.0.1:8080/v1 partnerbot eval --answerer generated
     """
     from .evals import check_thresholds, load_cases, load_thresholds, report, run_cases
@@ -302,12 +301,11 @@ def evaluate(
     try:
         if retriever not in (None, "hybrid", "dense", "bm25"):
             raise PartnerbotError(f"--retriever must be hybrid, dense or bm25, got {retriever!r}")
-        if answerer not in (None, "fitted", "heuristic", "generated"):
-            raise PartnerbotError(f"--answerer must be fitted, heuristic or generated, got {answerer!r}")
+        if answerer not in (None, "fitted", "generated"):
+            raise PartnerbotError(f"--answerer must be fitted or generated, got {answerer!r}")
         generated = answerer == "generated"
         # Only --answerer generated writes answers with a model; every other run measures the quoted answers.
-        settings = _settings(retriever=retriever, answerer="fitted" if generated else answerer,
-                             llm_url=None if generated else "")
+        settings = _settings(retriever=retriever, llm_url=None if generated else "")
         if generated and not settings.llm_url:
             raise PartnerbotError("--answerer generated needs a model endpoint: set PARTNERBOT_LLM_URL "
                                   "(e.g. http://127.0.0.1:8080/v1) and PARTNERBOT_LLM_MODEL")
@@ -323,7 +321,7 @@ def evaluate(
             label = f"evaluating {len(loaded)} cases"
             steps(label, 0, len(loaded))
             results = run_cases(assistant, loaded, lambda _case: steps(label, 1, len(loaded)))
-        data = report(results, retriever=settings.retriever, answerer=answerer or settings.answerer,
+        data = report(results, retriever=settings.retriever, answerer=answerer or "fitted",
                       index_version=assistant.version)
         previous = None
         if compare:
