@@ -253,7 +253,7 @@ def _answer(question: str, quotes: list[tuple[str, int, int]], refused: bool = F
     sources = tuple(Source(n, "alpha", "Alpha", "https://example.gov/alpha", "2020-01-15", "History", q, s, e, 0.9)
                     for n, (q, s, e) in enumerate(quotes, 1))
     text = " ".join(f"{q} [{n}]" for n, (q, _, _) in enumerate(quotes, 1)) or "refused"
-    return Answer(question, text, sources, refused, {"total": 1.0}, unavailable=unavailable, outcome=outcome)
+    return Answer(question, text, sources, refused, {"total": 1.0}, outcome="unavailable" if unavailable else outcome)
 
 
 def test_gold_metrics_input_errors_and_outages() -> None:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from conftest import ROOT
+from conftest import ROOT, not_ready
 from partnerbot.answer import Assistant
 from partnerbot.cli import app
 from partnerbot.errors import IndexMismatchError, SelectorError
@@ -19,6 +19,7 @@ from partnerbot.reader.model import Thresholds, read_selector, write_selector
 from partnerbot.reader.policy import choose, decide
 from partnerbot.settings import Settings, bundled_selector_path
 from partnerbot.tune import tune
+from partnerbot.types import Answer
 
 REMOVALS = "ERO carried out 185,884 removals in FY 2020"
 ARRESTS = "ERO made 103,603 administrative arrests"
@@ -108,11 +109,11 @@ def test_index_and_selector_disagree_says_what_to_run(tiny_corpus: Path, tmp_pat
     write_selector(type(selector)(selector.features, half, selector.scope, selector.thresholds,
                                   selector.embed_sha256, selector.fitted), other)
     moved = Settings(corpus_dir=tiny_corpus, selector_path=other)
-    with pytest.raises(IndexMismatchError, match=r"records answer selector .* run `partnerbot index`"):
-        Assistant(moved).ask("What is the Alpha Program?")
+    not_ready(Assistant(moved).ask("What is the Alpha Program?"), IndexMismatchError,
+              r"records answer selector .* run `partnerbot index`")
     summary = build_index(moved)  # records the new selector without re-embedding anything
     assert summary.switched and summary.chunks_embedded == 0
-    assert not Assistant(moved).ask("How many spare lighthouse lamps does the Alpha Program keep?").unavailable
+    assert isinstance(Assistant(moved).ask("How many spare lighthouse lamps does the Alpha Program keep?"), Answer)
 
 
 def test_refusal_threshold_and_extra_sentences(assistant: Assistant) -> None:

@@ -177,13 +177,16 @@ def ask(
 ) -> None:
     """Answer one question from the corpus, with numbered sources.
 
-    Exit codes: 0 answered or declined, 1 error, 4 the document store (or, with --url, the server) is unavailable.
+    Exit codes: 0 answered, uncertain or declined; 1 unusable input or another error; 4 the document store (or,
+    with --url, the server) is unavailable. With --json, a question that gets no answer prints its error JSON.
 
     Example: partnerbot ask "When were they created?" --history "What is BEST?"
              partnerbot ask "What is HERO Corps?" --url http://127.0.0.1:7860 --json
     """
+    from . import replies
     from .progress import step
     from .terminal import print_answer
+    from .types import Problem
 
     try:
         if url:
@@ -191,7 +194,7 @@ def ask(
                 raise PartnerbotError("--retriever applies to the local assistant; a server answers with its own settings")
             from .remote import ask as ask_server
 
-            answer = ask_server(url, question, history or [])
+            result = ask_server(url, question, history or [])
         else:
             settings = _settings(retriever=retriever)
             with step(err, "loading the embedding model"):
@@ -199,19 +202,19 @@ def ask(
                 from .embed import embed_model
 
                 embed_model(settings)
-            answer = Assistant(settings, front_end=True).ask(question, history or [])
-    except StoreUnavailableError as exc:
+            result = replies.ask(Assistant(settings, front_end=True), question, history or [])
+    except StoreUnavailableError as exc:  # with --url: the server cannot be reached
         err.print(f"Error: {exc}", highlight=False, markup=False, soft_wrap=True)
         raise typer.Exit(4) from exc
     except PartnerbotError as exc:
         _fail(exc)
     if as_json:
-        sys.stdout.write(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2) + "\n")
-    if answer.unavailable:  # an outage is not a refusal: say so, and exit with its own code
-        err.print(f"Error: {answer.text}", highlight=False, markup=False)
-        raise typer.Exit(4)
+        sys.stdout.write(json.dumps(replies.body(result), ensure_ascii=False, indent=2) + "\n")
+    if isinstance(result, Problem):  # no answer: say why (an operator's detail when there is one) and exit non-zero
+        err.print(f"Error: {result.detail or result.message}", highlight=False, markup=False, soft_wrap=True)
+        raise typer.Exit(replies.exit_code(result))
     if not as_json:
-        print_answer(out, answer)
+        print_answer(out, result)
 
 
 @app.command()
