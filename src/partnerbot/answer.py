@@ -49,6 +49,20 @@ def _is_elliptical(question: str) -> bool:
     return len(content) <= 1 or any(t in PRONOUNS for t in toks)
 
 
+_REFERRING = frozenset(["it", "its", "they", "them", "their", "he", "she", "him", "her", "his"])
+
+
+def names_no_topic(question: str) -> bool:
+    """Is the question's topic only a pronoun ("When were they created?", "who runs it")?
+
+    True when it names nothing (no capitalised word after the first, acronym or code), refers back with a
+    pronoun, and holds at most one content word besides.
+    """
+    toks = tokens(question)
+    content = [t for t in toks if t not in STOPWORDS and t not in PRONOUNS]
+    return _is_elliptical(question) and any(t in _REFERRING for t in toks) and len(content) <= 1
+
+
 def contextual_query(question: str, history: Sequence[str]) -> str:
     """The retrieval query: the question, plus the latest topical earlier turn if it is elliptical."""
     if not history or not _is_elliptical(question):
@@ -200,7 +214,7 @@ class Assistant:
         vector = self._embed(context)
         embed_ms = _ms(t0)
         hits = retrieve(state, state.expand(context), vector, self.settings.retriever, self.settings.top_k)
-        query = Query(q, context, vector)
+        query = Query(q, context, vector, topical=context != q or not names_no_topic(q))
         return Prepared(state, query, hits, featurize(state, query, hits), embed_ms)
 
     def ask(self, question: str, history: Sequence[str] = ()) -> Answer | Problem:
@@ -273,7 +287,7 @@ class Assistant:
 
     def _read(self, prepared: Prepared) -> Reading:
         """The reader's outcome for a prepared question."""
-        return self.reader.read(prepared.state, prepared.candidates, prepared.query.vector)
+        return self.reader.read(prepared.state, prepared.candidates, prepared.query)
 
 
 def _compose(state: Version, reading: Reading) -> tuple[str, list[Source]]:

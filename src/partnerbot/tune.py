@@ -269,7 +269,7 @@ def answer_threshold(items: Sequence[Item], probs: Sequence[np.ndarray], scope: 
     answer to a refuse case) stay at or below `target_wrong` of all cases."""
     best, bad = [], []
     for it, p, s in zip(items, probs, scope, strict=True):
-        if not len(p) or s < t_scope:
+        if not len(p) or s < t_scope or not it.query.topical:  # never answered with confidence
             continue
         k = int(np.argmax(p))
         best.append(float(p[k]))
@@ -306,7 +306,7 @@ def figures(state: Version, items: Sequence[Item], probs: Sequence[np.ndarray], 
     refuse = [i for i, it in enumerate(items) if it.refuse]
     counts = {"answered_gold": 0, "helpful": 0, "wrong": 0, "declined_in": 0, "declined_refuse": 0, "uncertain": 0}
     for i, (it, p) in enumerate(zip(items, probs, strict=True)):
-        d = decide(state, it.sentences, p, float(scope[i]), thresholds, max_sentences)
+        d = decide(state, it.sentences, p, float(scope[i]), thresholds, max_sentences, it.query.topical)
         shown = [s for s, _ in d.picked]
         if it.refuse:
             counts["declined_refuse"] += d.outcome == "declined"

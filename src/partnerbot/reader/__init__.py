@@ -9,10 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from ..version import Version
-from .features import Candidates
+from .features import Candidates, Query
 from .model import Selector
 from .policy import Decision, Outcome, decide
 from .scope import scope_row
@@ -36,12 +34,14 @@ class Reader:
         self.selector = selector
         self.max_sentences = max_sentences
 
-    def read(self, state: Version, candidates: Candidates, vector: np.ndarray) -> Reading:
-        """The outcome for a question whose retrieval query embeds to `vector`."""
+    def read(self, state: Version, candidates: Candidates, query: Query) -> Reading:
+        """The outcome for a prepared question (`query.vector` is its retrieval query's embedding)."""
+        vector = query.vector
         probability = self.selector.probability(candidates.matrix)
         scope = self.selector.in_scope(scope_row(vector, candidates.matrix, probability))
         t = self.selector.thresholds
-        decision: Decision = decide(state, candidates.sentences, probability, scope, t, self.max_sentences)
+        decision: Decision = decide(state, candidates.sentences, probability, scope, t, self.max_sentences,
+                                    query.topical)
         scores = {"probability": round(float(probability.max()), 4) if len(probability) else 0.0,
                   "threshold": round(t.answer, 4), "scope": round(scope, 4), "scope_threshold": round(t.scope, 4)}
         return Reading(decision.outcome, decision.picked, scores)

@@ -61,6 +61,9 @@ class Query:
     question: str
     context: str
     vector: np.ndarray
+    # False for a question whose topic is only a pronoun ("When were they created?") and that has no earlier
+    # turn to take its topic from: nothing can answer it with confidence.
+    topical: bool = True
 
 
 @dataclass(frozen=True)

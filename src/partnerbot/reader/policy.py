@@ -5,7 +5,8 @@
 - *answered*: in scope, and the most probable sentence reaches the calibrated answer threshold. A further
   sentence is added only when it reaches the (higher) extra threshold on its own and adds a different
   fact: it is not a near-copy of a chosen sentence and most of its words are new.
-- *uncertain*: in scope, but no sentence is confident enough. The closest passages are shown (up to
+- *uncertain*: in scope, but no sentence is confident enough, or the question names no topic of its own
+  ("When were they created?") and there is no earlier turn to take one from. The closest passages are shown (up to
   `PASSAGES`, best first, near-copies left out) as such, never as an answer.
 
 The thresholds are calibrated by `partnerbot tune` on out-of-fold train predictions; there are no rules
@@ -41,7 +42,7 @@ class Decision:
 
 
 def decide(state: Version, sentences: tuple[int, ...], probability: np.ndarray, scope: float,
-           thresholds: Thresholds, max_sentences: int) -> Decision:
+           thresholds: Thresholds, max_sentences: int, topical: bool = True) -> Decision:
     """The outcome for one question.
 
     Args:
@@ -51,10 +52,12 @@ def decide(state: Version, sentences: tuple[int, ...], probability: np.ndarray, 
         scope: the scope model's probability that the corpus answers the question.
         thresholds: the calibrated scope, answer and extra thresholds.
         max_sentences: the most sentences in one answer.
+        topical: False when the question names no topic and no earlier turn gave it one: it is never answered
+            with confidence, only shown the closest passages.
     """
     if not sentences or scope < thresholds.scope:
         return Decision("declined")
-    picked = choose(state, sentences, probability, thresholds, max_sentences)
+    picked = choose(state, sentences, probability, thresholds, max_sentences) if topical else []
     if picked:
         return Decision("answered", tuple(picked))
     return Decision("uncertain", tuple(closest(state, sentences, probability, PASSAGES)))
