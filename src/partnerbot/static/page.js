@@ -1,31 +1,148 @@
 // The chat page's script, put in the page's <head> by ui.py.
 (function () {
-  // A citation [n] (clicked or activated with Enter) selects its answer: Gradio's select event shows that
-  // answer's cards. This then moves focus to card n once it is shown, so Tab continues to its source link.
-  // Capture phase, so the link never navigates.
+  function questionBox() { return document.querySelector('#question textarea'); }
+
+  // "Skip to question", the first stop of the page: focus goes into the question box itself.
+  document.addEventListener('click', function (e) {
+    var skip = e.target.closest ? e.target.closest('a.pb-skip') : null;
+    if (!skip) return;
+    e.preventDefault();
+    var box = questionBox();
+    if (box) box.focus();
+  }, true);
+
+  // A citation [n] (clicked, or activated with Enter) opens its answer's sources, which sit right under the
+  // answer, and moves focus to card n, so Tab or an arrow key continues to its links. Capture phase, so the
+  // link never navigates.
   document.addEventListener('click', function (e) {
     var a = e.target.closest ? e.target.closest('a.pb-cite') : null;
     if (!a) return;
     e.preventDefault();
-    var id = a.getAttribute('href').slice(1), tries = 0, card = null;
-    (function go() {
-      var found = document.getElementById(id);
-      if (found && found !== card) {  // shown, or shown again after the panel re-rendered
-        card = found;
-        card.setAttribute('tabindex', '-1');
-        card.classList.add('pb-focus');
-        card.focus({preventScroll: true});
-        card.scrollIntoView({block: 'nearest'});
-        setTimeout(function () { found.classList.remove('pb-focus'); }, 2000);
-      }
-      if (tries++ < 30) setTimeout(go, 100);
-    })();
+    var card = document.getElementById(a.getAttribute('href').slice(1));
+    if (!card) return;
+    for (var d = card.closest('details'); d; d = d.parentElement.closest('details')) d.open = true;
+    card.classList.add('pb-focus');
+    card.focus({preventScroll: true});
+    card.scrollIntoView({block: 'nearest'});
+    setTimeout(function () { card.classList.remove('pb-focus'); }, 2000);
   }, true);
+
+  // Opening "Show the whole document" brings the cited sentence into view.
+  document.addEventListener('toggle', function (e) {
+    var d = e.target;
+    if (d.matches && d.matches('details.pb-whole') && d.open) {
+      var mark = d.querySelector('mark.pb-cited');
+      if (mark) mark.scrollIntoView({block: 'center'});
+    }
+    normalize();
+  }, true);
+
+  // "Copy message" copies what the reader sees (the answer and a list of its sources), not the message's markup.
+  document.addEventListener('click', function (e) {
+    var b = e.target.closest ? e.target.closest('#chat button[aria-label="Copy message"]') : null;
+    if (!b) return;
+    var row = b.closest('.message-row'), content = row && row.querySelector('.message-content');
+    if (!content) return;
+    e.preventDefault();
+    e.stopImmediatePropagation();
+    var copy = content.cloneNode(true);
+    var sources = Array.prototype.map.call(content.querySelectorAll('.pb-card'), function (card) {
+      var link = card.querySelector('.pb-page a');
+      return card.querySelector('.pb-card-title').textContent + (link ? ' ' + link.href : '');
+    });
+    copy.querySelectorAll('details, .pb-try').forEach(function (n) { n.remove(); });
+    var text = copy.innerText.trim() + (sources.length ? '\n\nSources:\n' + sources.join('\n') : '');
+    if (navigator.clipboard && window.isSecureContext) navigator.clipboard.writeText(text);
+    else {
+      var t = document.createElement('textarea');
+      t.value = text;
+      t.style.position = 'fixed';
+      t.style.left = '-9999px';
+      document.body.appendChild(t);
+      t.select();
+      document.execCommand('copy');
+      t.remove();
+      b.focus();
+    }
+    b.classList.add('pb-copied');
+    setTimeout(function () { b.classList.remove('pb-copied'); }, 1500);
+  }, true);
+
+  // The conversation is one stop in the Tab order, so the question box stays a few stops away however long the
+  // chat grows: one item in it (a citation, a source link, a message's Copy, Like or Dislike, an offered
+  // question) is tabbable, and the arrow keys, Home and End move between them. Everything stays reachable by
+  // pointer and by a screen reader's own navigation.
+  var current = null, answersSeen = -1;
+  function chatRoot() { return document.getElementById('chat'); }
+  function items() {
+    var chat = chatRoot();
+    if (!chat) return [];
+    var found = Array.prototype.filter.call(
+      chat.querySelectorAll('a[href], button, summary, [tabindex]:not(.pb-card)'),
+      function (e) { return !e.disabled && e.getClientRects().length > 0 && !e.closest('.top-panel'); });
+    for (var i = 0; i + 1 < found.length; i++) {  // Like comes before Dislike (as the page shows them)
+      if (/^Dislike/.test(found[i].getAttribute('aria-label') || '') &&
+          /^Like/.test(found[i + 1].getAttribute('aria-label') || '')) {
+        var t = found[i]; found[i] = found[i + 1]; found[i + 1] = t; i++;
+      }
+    }
+    return found;
+  }
+  function fallback(list) {  // the newest answer's first item, else the first one
+    var bots = document.querySelectorAll('#chat .bot-row');
+    var last = bots.length ? bots[bots.length - 1] : null;
+    if (last) {
+      for (var i = 0; i < list.length; i++) {
+        if (last.compareDocumentPosition(list[i]) & (Node.DOCUMENT_POSITION_FOLLOWING | Node.DOCUMENT_POSITION_CONTAINED_BY)) return list[i];
+      }
+    }
+    return list[0] || null;
+  }
+  function normalize() {
+    var list = items(), count = document.querySelectorAll('#chat .bot-row').length;
+    if (count !== answersSeen) { answersSeen = count; current = null; }  // a new answer: start there
+    if (!current || list.indexOf(current) < 0) current = fallback(list);
+    var chat = chatRoot();
+    if (!chat) return;
+    chat.querySelectorAll('a[href], button, summary, [tabindex]').forEach(function (e) {
+      if (e === current) e.setAttribute('tabindex', '0');
+      else if (e.getAttribute('tabindex') !== '-1') e.setAttribute('tabindex', '-1');
+    });
+  }
+  document.addEventListener('focusin', function (e) {
+    var chat = chatRoot();
+    if (!chat || !chat.contains(e.target)) return;
+    var list = items();
+    if (list.indexOf(e.target) >= 0 && current !== e.target) {
+      if (current) current.setAttribute('tabindex', '-1');
+      current = e.target;
+      current.setAttribute('tabindex', '0');
+    }
+  });
+  document.addEventListener('keydown', function (e) {
+    var chat = chatRoot();
+    if (!chat || !chat.contains(e.target) || e.altKey || e.ctrlKey || e.metaKey) return;
+    var step = {ArrowDown: 1, ArrowRight: 1, ArrowUp: -1, ArrowLeft: -1}[e.key];
+    var list = items();
+    if (!list.length || !(step || e.key === 'Home' || e.key === 'End')) return;
+    var at = list.indexOf(e.target), next;
+    if (e.key === 'Home') next = list[0];
+    else if (e.key === 'End') next = list[list.length - 1];
+    else if (at >= 0) next = list[Math.min(list.length - 1, Math.max(0, at + step))];
+    else {  // focus is on a source card: go to the item after (or before) it
+      var after = list.filter(function (x) { return e.target.compareDocumentPosition(x) & Node.DOCUMENT_POSITION_FOLLOWING; });
+      next = step > 0 ? after[0] : list[list.length - after.length - 1];
+    }
+    if (!next) return;
+    e.preventDefault();
+    next.focus();
+    next.scrollIntoView({block: 'nearest'});
+  });
 
   // Screen readers: Gradio's chat log is a live region, so every streamed word would be read out.
   // Its live region is switched off, and each finished answer, which the server puts in
   // #answer-announcement when it is complete, is copied once into a polite live region of our own.
-  var live = null, last = '';
+  var live = null, last = '', pending = 0;
   function update() {
     if (!live && document.body) {
       live = document.createElement('div');
@@ -40,6 +157,9 @@
     document.querySelectorAll('#chat a.pb-cite[title]:not([aria-label])').forEach(function (a) {
       a.setAttribute('aria-label', a.getAttribute('title'));
     });
+    // Gradio names each message with its whole raw content (markup included); the message's text is its name.
+    document.querySelectorAll('#chat [data-testid="bot"][aria-label], #chat [data-testid="user"][aria-label]')
+      .forEach(function (m) { m.removeAttribute('aria-label'); });
     var log = document.querySelector('#chat [role="log"]');
     if (log && log.getAttribute('aria-live') !== 'off') log.setAttribute('aria-live', 'off');
     var src = document.querySelector('#answer-announcement .pb-announce');
@@ -48,6 +168,7 @@
       last = key;
       if (key) live.textContent = src.textContent;
     }
+    if (!pending) pending = requestAnimationFrame(function () { pending = 0; normalize(); });
   }
   new MutationObserver(update).observe(document.documentElement, {childList: true, subtree: true, characterData: true});
 })();
