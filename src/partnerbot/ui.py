@@ -80,6 +80,8 @@ INTRO = (
 )
 # The first stop of the keyboard path (page.js moves focus into the question box).
 SKIP_LINK = "<a class='pb-skip' href='#question'>Skip to question</a>"
+# The conversation is one Tab stop (see page.js); this says how to move inside it.
+KEYS_HINT = "<p class='pb-hint'>Keyboard: in the conversation, the arrow keys move between links and buttons.</p>"
 
 
 class SourceDates:
@@ -148,7 +150,8 @@ def build_blocks(settings: Settings, assistant: Assistant, metrics: Metrics | No
             send = gr.Button("Ask", variant="primary", elem_id="ask-button", scale=1, min_width=72)
         with gr.Row(elem_id="after-row"):
             new = gr.Button("New chat", elem_id="new-chat", size="sm", scale=0, min_width=100)
-            status = gr.Markdown(elem_id="feedback-status")
+            gr.HTML(KEYS_HINT, elem_id="keys-hint", padding=False)
+        status = gr.Markdown(elem_id="feedback-status")
         with gr.Row(visible=False, elem_id="comment-row") as comment_row:
             comment = gr.Textbox(label="Add a comment to your vote (optional)", elem_id="comment",
                                  max_length=feedback.MAX_COMMENT, lines=1, scale=5, min_width=180)

@@ -23,6 +23,9 @@
     for (var d = card.closest('details'); d; d = d.parentElement.closest('details')) d.open = true;
     card.classList.add('pb-focus');
     card.focus({preventScroll: true});
+    // The card's first link becomes the conversation's stop, so Tab goes on to it (as the arrow keys do).
+    var first = items().filter(function (x) { return card.contains(x); })[0];
+    if (first) setCurrent(first);
     card.scrollIntoView({block: 'nearest'});
     setTimeout(function () { card.classList.remove('pb-focus'); }, 2000);
   }, true);
@@ -72,14 +75,20 @@
   // chat grows: one item in it (a citation, a source link, a message's Copy, Like or Dislike, an offered
   // question) is tabbable, and the arrow keys, Home and End move between them. Everything stays reachable by
   // pointer and by a screen reader's own navigation.
-  var current = null, answersSeen = -1;
+  var current = null;
   function chatRoot() { return document.getElementById('chat'); }
+  function shown(e) {  // laid out, and not inside a closed <details> (Chrome lays out its hidden content too)
+    for (var d = e.closest('details'); d; d = d.parentElement ? d.parentElement.closest('details') : null) {
+      if (!d.open && e.closest('summary') !== d.querySelector(':scope > summary')) return false;
+    }
+    return e.getClientRects().length > 0;
+  }
   function items() {
     var chat = chatRoot();
     if (!chat) return [];
     var found = Array.prototype.filter.call(
       chat.querySelectorAll('a[href], button, summary, [tabindex]:not(.pb-card)'),
-      function (e) { return !e.disabled && e.getClientRects().length > 0 && !e.closest('.top-panel'); });
+      function (e) { return !e.disabled && shown(e) && !e.closest('.top-panel'); });
     for (var i = 0; i + 1 < found.length; i++) {  // Like comes before Dislike (as the page shows them)
       if (/^Dislike/.test(found[i].getAttribute('aria-label') || '') &&
           /^Like/.test(found[i + 1].getAttribute('aria-label') || '')) {
@@ -99,8 +108,7 @@
     return list[0] || null;
   }
   function normalize() {
-    var list = items(), count = document.querySelectorAll('#chat .bot-row').length;
-    if (count !== answersSeen) { answersSeen = count; current = null; }  // a new answer: start there
+    var list = items();
     if (!current || list.indexOf(current) < 0) current = fallback(list);
     var chat = chatRoot();
     if (!chat) return;
@@ -109,15 +117,14 @@
       else if (e.getAttribute('tabindex') !== '-1') e.setAttribute('tabindex', '-1');
     });
   }
+  function setCurrent(item) {
+    if (current && current !== item) current.setAttribute('tabindex', '-1');
+    current = item;
+    current.setAttribute('tabindex', '0');
+  }
   document.addEventListener('focusin', function (e) {
     var chat = chatRoot();
-    if (!chat || !chat.contains(e.target)) return;
-    var list = items();
-    if (list.indexOf(e.target) >= 0 && current !== e.target) {
-      if (current) current.setAttribute('tabindex', '-1');
-      current = e.target;
-      current.setAttribute('tabindex', '0');
-    }
+    if (chat && chat.contains(e.target) && items().indexOf(e.target) >= 0) setCurrent(e.target);
   });
   document.addEventListener('keydown', function (e) {
     var chat = chatRoot();
@@ -167,6 +174,7 @@
     if (live && key !== last) {
       last = key;
       if (key) live.textContent = src.textContent;
+      current = null;  // a finished answer: the conversation's stop moves to it
     }
     if (!pending) pending = requestAnimationFrame(function () { pending = 0; normalize(); });
   }
