@@ -201,7 +201,7 @@ def test_chat_page_says_politely_that_the_client_is_over_its_limit(api: Server, 
     box.fill("What is HERO Corps?")
     box.press("Enter")
     expect(page.locator("#chat")).to_contain_text("You are asking faster than this service can answer everyone")
-    expect(page.locator("#sources .pb-card")).to_have_count(0)
+    expect(page.locator("#chat .pb-card")).to_have_count(0)
     context.close()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -94,17 +95,20 @@ def test_each_outcome_on_the_chat_page(server: Server, browser: Browser) -> None
     page.goto(server.url + "/")
     for n, outcome in enumerate(("answered", "uncertain", "declined")):
         ask_in_page(page, QUESTIONS[outcome], n)
-        last = page.locator('[aria-label^="bot\'s message"]').nth(n)
+        last = page.locator("#chat .pb-msg").nth(n)  # one look for every outcome: the text, then its sources
+        expect(last).to_have_class(re.compile(f"pb-{outcome}"))
         if outcome == "uncertain":
             expect(last).to_contain_text(UNCERTAIN)
-            expect(page.locator("#sources .pb-uncertain")).to_contain_text("not a confident answer")
-            expect(page.locator("#sources .pb-card").first).to_be_visible()
+            last.locator("details.pb-sources > summary").click()
+            expect(last.locator(".pb-note")).to_contain_text("Not a confident answer")
+            expect(last.locator(".pb-card").first).to_be_visible()
             page.screenshot(path=str(ARTIFACTS / "outcome-uncertain.png"))
         elif outcome == "declined":
-            expect(last).to_contain_text("can't answer")
-            expect(page.locator("#sources .pb-card")).to_have_count(0)
+            expect(last).to_contain_text(REFUSAL)
+            expect(last.locator(".pb-card")).to_have_count(0)
         else:
             expect(last).not_to_contain_text(UNCERTAIN)
-            expect(page.locator("#sources .pb-card").first).to_be_visible()
-            expect(page.locator("#sources .pb-uncertain")).to_have_count(0)
+            last.locator("details.pb-sources > summary").click()
+            expect(last.locator(".pb-card").first).to_be_visible()
+            expect(last.locator(".pb-note")).to_have_count(0)
     page.close()

@@ -35,7 +35,10 @@
     var d = e.target;
     if (d.matches && d.matches('details.pb-whole') && d.open) {
       var mark = d.querySelector('mark.pb-cited');
-      if (mark) mark.scrollIntoView({block: 'center'});
+      // Again a moment later: the chat keeps itself scrolled to the bottom as its content grows.
+      var show = function () { if (mark) mark.scrollIntoView({block: 'center'}); };
+      show();
+      setTimeout(show, 150);
     }
     normalize();
   }, true);
@@ -44,7 +47,8 @@
   document.addEventListener('click', function (e) {
     var b = e.target.closest ? e.target.closest('#chat button[aria-label="Copy message"]') : null;
     if (!b) return;
-    var row = b.closest('.message-row'), content = row && row.querySelector('.message-content');
+    var bar = b.closest('.message-buttons');  // a message's buttons follow its row
+    var row = bar ? bar.previousElementSibling : null, content = row && row.querySelector('.message-content');
     if (!content) return;
     e.preventDefault();
     e.stopImmediatePropagation();
@@ -167,6 +171,9 @@
     // Gradio names each message with its whole raw content (markup included); the message's text is its name.
     document.querySelectorAll('#chat [data-testid="bot"][aria-label], #chat [data-testid="user"][aria-label]')
       .forEach(function (m) { m.removeAttribute('aria-label'); });
+    // The empty chat's example questions are buttons in a role="list" without list items (axe:
+    // aria-required-children): a plain group of buttons is what they are.
+    document.querySelectorAll('#chat .examples[role="list"]').forEach(function (l) { l.removeAttribute('role'); });
     var log = document.querySelector('#chat [role="log"]');
     if (log && log.getAttribute('aria-live') !== 'off') log.setAttribute('aria-live', 'off');
     var src = document.querySelector('#answer-announcement .pb-announce');
