@@ -134,6 +134,8 @@ def test_axe_finds_no_wcag_violations_in_every_page_state(
     results["uncertain"] = axe_violations(page, axe_source)
     page.get_by_role("button", name="Like", exact=True).last.click()
     expect(page.get_by_label("Add a comment to your vote (optional)")).to_be_visible()
+    expect(page.locator("#feedback-status")).to_contain_text("recorded")
+    page.wait_for_timeout(300)
     results["after a vote"] = axe_violations(page, axe_source)
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"a11y-{theme}.png"), full_page=True)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
@@ -294,4 +295,14 @@ def test_a_short_keyboard_path_after_five_turns(server: Server, browser: Browser
     assert like is not None and dislike is not None and like["x"] < dislike["x"]
     # Buttons out of the Tab order are still there for a pointer and a screen reader.
     expect(last.get_by_role("button", name="Like", exact=True)).to_be_visible()
+    page.close()
+
+
+def test_the_api_is_for_developers_at_docs_not_on_the_page(server: Server, browser: Browser) -> None:
+    schema = httpx.get(server.url + "/openapi.json").json()
+    assert 'api_name="/ask"' in schema["info"]["description"]
+    assert httpx.get(server.url + "/docs").status_code == 200
+    page = open_page(browser, server, 390)
+    expect(page.get_by_text("Use via API")).to_have_count(0)
+    expect(page.locator("footer a, footer button")).to_have_count(0)
     page.close()

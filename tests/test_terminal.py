@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from conftest import ROOT, Server, cli_env, free_port, wait_http
 from partnerbot.cli import app
-from partnerbot.phrases import REFUSAL
+from partnerbot.phrases import EXAMPLE_QUESTIONS, REFUSAL
 
 BEST = "Tell me about the Border Enforcement Security Task Forces"
 PROMPT = "you> "
@@ -49,6 +49,7 @@ def test_chat_holds_a_conversation_with_sources_and_commands(chat: pexpect.spawn
     assert "New conversation" in turn(chat, "/new")
     alone = turn(chat, "When were they created?")  # the history is gone: no topic, so no answer
     assert REFUSAL[:40] in alone and "2005" not in alone
+    assert f"Try: {EXAMPLE_QUESTIONS[0]}" in alone  # the questions the chat page offers as buttons
     assert "The last answer has no sources." in turn(chat, "/sources 1")
     assert "Unknown command /nope" in turn(chat, "/nope")
     chat.sendeof()  # Ctrl-D

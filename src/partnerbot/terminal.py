@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.text import Text
 
 from .errors import InputError, PartnerbotError
-from .phrases import GENERATED_NOTE
+from .phrases import EXAMPLE_QUESTIONS, GENERATED_NOTE
 from .types import Answer, Source
 
 if TYPE_CHECKING:  # `ask --url` prints answers without loading the answering stack
@@ -104,6 +104,8 @@ def chat(assistant: Assistant, console: Console, read: Callable[[], str]) -> Non
         print_answer(console, answer)
         if answer.sources:
             console.print("(/sources n shows source n in full)", style="dim", highlight=False, markup=False)
+        elif answer.outcome == "declined":  # what the chat page offers as buttons under a decline
+            console.print("Try: " + " · ".join(EXAMPLE_QUESTIONS), style="dim", highlight=False, markup=False)
 
 
 def _command(conv: Conversation, console: Console, line: str) -> None:

@@ -33,9 +33,11 @@ TROUBLE = "Sorry, something went wrong while answering. Please try again."
 STORE_DOWN = "The assistant is temporarily unavailable. Please try again in a minute."
 STATIC = Path(__file__).parent / "static"
 CSS = (STATIC / "page.css").read_text(encoding="utf-8")
+# The developers' page (/docs): the chat page itself has no "Use via API" link.
 API_DESCRIPTION = ("Cited, extractive answers about ICE partnership programs. Each `[n]` in an answer is its source "
                    "`n`, whose `quote` is verbatim from the document. `/v1/chat/completions` speaks OpenAI's chat "
-                   "protocol (model `partnerbot`).")
+                   "protocol (model `partnerbot`). The chat page's Gradio endpoint `/ask` returns the same JSON as "
+                   "`/api/ask`: `gradio_client.Client(url).predict(question, history, api_name=\"/ask\")`.")
 HEAD = (f"<style>\n{(STATIC / 'frame.css').read_text(encoding='utf-8')}</style>\n"
         f"<script>\n{(STATIC / 'page.js').read_text(encoding='utf-8')}</script>")
 # WCAG 2.1 AA asks 4.5:1 for text. Gradio's default orange (#f97316, #ea580c in the dark theme) gives white
@@ -212,9 +214,12 @@ def build_blocks(settings: Settings, assistant: Assistant, metrics: Metrics | No
             trigger(respond, [box, chat, answers], [chat, answers, box, announce], api_visibility="private")
         for chosen in (chat.example_select, chat.option_select):  # an example question, or one offered by a decline
             chosen(ask_example, [chat, answers], [chat, answers, box, announce], api_visibility="private")
-        chat.like(like, [answers], [status, comment_row, comment, voted], api_visibility="private")
+        # A vote or a comment updates a line of text: no progress overlay dims it meanwhile.
+        chat.like(like, [answers], [status, comment_row, comment, voted], api_visibility="private",
+                  show_progress="hidden")
         for sent in (comment.submit, send_comment.click):
-            sent(add_comment, [answers, voted, comment], [status, comment_row, comment], api_visibility="private")
+            sent(add_comment, [answers, voted, comment], [status, comment_row, comment], api_visibility="private",
+                 show_progress="hidden")
         resets = [chat, answers, box, status, announce, comment_row, comment, voted]
         new.click(clear, None, resets, api_visibility="private")
         chat.clear(clear, None, resets, api_visibility="private")
