@@ -147,6 +147,7 @@ def test_a_decline_offers_example_questions_as_buttons(server: Server, browser: 
     shown = decline.locator("p").first.inner_text()
     assert shown == REFUSAL and len(shown.split()) <= 35
     expect(decline.locator(".pb-card")).to_have_count(0)
+    expect(page.locator("#chat [data-testid='user']").last).to_be_in_viewport()  # the question stays in view
     chips = page.locator("#chat .options button")
     expect(chips).to_have_text(list(EXAMPLE_QUESTIONS))
     assert page.locator("body").inner_text().count("Office of Partnership and Engagement") == 1
@@ -240,7 +241,7 @@ def test_nothing_covers_a_chat_message_at_any_scroll_position(server: Server, br
     page = open_page(browser, server, width, 844 if width < 1000 else 800)
     for n, question in enumerate([ANSWERED, QUESTIONS["declined"], QUESTIONS["uncertain"], "What is HERO Corps?"]):
         ask_in_page(page, question, n)
-    message(page, 3).locator("details.pb-sources > summary").click()  # a long chat, to scroll through
+    message(page, 1).locator("details.pb-sources > summary").click()  # a long chat, to scroll through
     log = page.locator("#chat [role='log']")
     height = log.evaluate("l => l.scrollHeight - l.clientHeight")
     assert height > 0

@@ -26,7 +26,7 @@ def wait_for_answer(page: Page, number: int) -> None:
     page.wait_for_function(
         "n => { const l = document.querySelector('#pb-live'); return !!l && l.textContent.startsWith(`Answer ${n}:`); }",
         arg=number, timeout=30_000)
-    page.wait_for_timeout(200)  # page.js settles the conversation's keyboard stop on the next frame
+    page.wait_for_timeout(600)  # the chat's own scrolling (300 ms after an update), then page.js's
 
 
 def ask_in_page(page: Page, question: str, answers_before: int) -> None:

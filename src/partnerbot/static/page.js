@@ -26,19 +26,30 @@
     // The card's first link becomes the conversation's stop, so Tab goes on to it (as the arrow keys do).
     var first = items().filter(function (x) { return card.contains(x); })[0];
     if (first) setCurrent(first);
-    card.scrollIntoView({block: 'nearest'});
+    settle(card, 'start');
     setTimeout(function () { card.classList.remove('pb-focus'); }, 2000);
   }, true);
 
-  // Opening "Show the whole document" brings the cited sentence into view.
+  // Opening an answer's sources shows them from their first line; opening "Show the whole document" brings
+  // the cited sentence into view. Again a moment later: the chat keeps itself at its end as its content grows.
+  function settle(el, block) {  // scroll the chat, not the page, so that `el` is at its top or centre
+    var log = document.querySelector('#chat [role="log"]');
+    if (!log || !log.contains(el)) return;
+    var go = function () {
+      var r = el.getBoundingClientRect(), v = log.getBoundingClientRect();
+      log.scrollTop += block === 'center' ? r.top + r.height / 2 - (v.top + v.height / 2) : r.top - v.top - 8;
+    };
+    go();
+    setTimeout(go, 150);
+  }
   document.addEventListener('toggle', function (e) {
     var d = e.target;
-    if (d.matches && d.matches('details.pb-whole') && d.open) {
+    if (d.matches && d.open && d.matches('details.pb-whole')) {
       var mark = d.querySelector('mark.pb-cited');
-      // Again a moment later: the chat keeps itself scrolled to the bottom as its content grows.
-      var show = function () { if (mark) mark.scrollIntoView({block: 'center'}); };
-      show();
-      setTimeout(show, 150);
+      if (mark) settle(mark, 'center');
+    } else if (d.matches && d.open && d.matches('details.pb-sources')) {
+      var card = document.activeElement;  // opened by a citation: its card is in view already
+      if (!(card && card.classList.contains('pb-card') && d.contains(card))) settle(d.querySelector('summary'), 'start');
     }
     normalize();
   }, true);
@@ -150,6 +161,28 @@
     next.scrollIntoView({block: 'nearest'});
   });
 
+  // The chat scrolls to its end for each answer; when the answer is taller than the chat, the question it
+  // answers would scroll out of view: the chat stops where that question is at its top instead. Asking again
+  // goes back to the end, where the new question appears (the chat follows only while it is at its end).
+  function scrollToEnd() {
+    var log = document.querySelector('#chat [role="log"]');
+    if (log) log.scrollTop = log.scrollHeight;
+  }
+  document.addEventListener('click', function (e) {
+    if (e.target.closest && e.target.closest('#ask-button, #chat .options button, #chat .examples button')) scrollToEnd();
+  }, true);
+  document.addEventListener('keydown', function (e) {
+    if (e.key === 'Enter' && !e.shiftKey && e.target.closest && e.target.closest('#question')) scrollToEnd();
+  }, true);
+  function keepQuestionInView() {
+    var log = document.querySelector('#chat [role="log"]');
+    var asked = document.querySelectorAll('#chat .user-row');
+    if (!log || !asked.length) return;
+    var q = asked[asked.length - 1];
+    var top = q.getBoundingClientRect().top - log.getBoundingClientRect().top + log.scrollTop - 8;
+    if (log.scrollTop > top) log.scrollTop = top;
+  }
+
   // Screen readers: Gradio's chat log is a live region, so every streamed word would be read out.
   // Its live region is switched off, and each finished answer, which the server puts in
   // #answer-announcement when it is complete, is copied once into a polite live region of our own.
@@ -182,6 +215,7 @@
       last = key;
       if (key) live.textContent = src.textContent;
       current = null;  // a finished answer: the conversation's stop moves to it
+      if (key) setTimeout(keepQuestionInView, 450);  // after the chat's own scroll, 300 ms after an update
     }
     if (!pending) pending = requestAnimationFrame(function () { pending = 0; normalize(); });
   }
