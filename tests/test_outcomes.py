@@ -93,9 +93,11 @@ def test_each_outcome_through_the_http_apis(server: Server) -> None:
 def test_each_outcome_on_the_chat_page(server: Server, browser: Browser) -> None:
     page = browser.new_page()
     page.goto(server.url + "/")
-    for n, outcome in enumerate(("answered", "uncertain", "declined")):
-        ask_in_page(page, QUESTIONS[outcome], n)
-        last = page.locator("#chat .pb-msg").nth(n)  # one look for every outcome: the text, then its sources
+    for outcome in ("answered", "uncertain", "declined"):
+        page.get_by_role("button", name="New chat").click()  # each question on its own, as the API asks it
+        expect(page.locator("#chat .pb-msg")).to_have_count(0)
+        ask_in_page(page, QUESTIONS[outcome], 0)
+        last = page.locator("#chat .pb-msg").first  # one look for every outcome: the text, then its sources
         expect(last).to_have_class(re.compile(f"pb-{outcome}"))
         if outcome == "uncertain":
             expect(last).to_contain_text(UNCERTAIN)

@@ -107,16 +107,9 @@ def test_every_state_without_sideways_scroll_with_screenshots(server: Server, br
     no_sideways_scroll(page, "first load")
     shoot(page, width, "empty")
 
-    ask_in_page(page, ANSWERED, 0)
-    answer = message(page, 1)
-    expect(answer.locator("a.pb-cite").first).to_be_visible()
-    answer.locator("details.pb-sources > summary").click()  # the sources sit right under the answer
-    expect(answer.locator(".pb-card").first).to_be_visible()
-    no_sideways_scroll(page, "answer")
-    shoot(page, width, "answer")
-
-    ask_in_page(page, QUESTIONS["uncertain"], 1)
-    unsure = message(page, 2)
+    # The unsure question first: with no earlier question, the conversation gives it no topic.
+    ask_in_page(page, QUESTIONS["uncertain"], 0)
+    unsure = message(page, 1)
     expect(unsure).to_have_class(re.compile("pb-uncertain"))
     expect(unsure).to_contain_text(UNCERTAIN)
     unsure.locator("details.pb-sources > summary").click()
@@ -124,12 +117,20 @@ def test_every_state_without_sideways_scroll_with_screenshots(server: Server, br
     no_sideways_scroll(page, "uncertain")
     shoot(page, width, "uncertain")
 
+    ask_in_page(page, ANSWERED, 1)
+    answer = message(page, 2)
+    expect(answer).to_have_class(re.compile("pb-answered"))
+    answer.locator("details.pb-sources > summary").click()  # the sources sit right under the answer
+    expect(answer.locator(".pb-card").first).to_be_visible()
+    no_sideways_scroll(page, "answer")
+    shoot(page, width, "answer")
+
     ask_in_page(page, QUESTIONS["declined"], 2)
     expect(message(page, 3)).to_contain_text(REFUSAL)
     no_sideways_scroll(page, "decline")
     shoot(page, width, "decline")
 
-    answer.locator("a.pb-cite").first.click()  # back to answer 1: its card, then its whole document
+    answer.locator("a.pb-cite").first.click()  # back to the answer: its card, then its whole document
     whole = answer.locator("details.pb-whole").first
     whole.locator("summary").click()
     expect(whole.locator("mark.pb-cited")).to_be_in_viewport()

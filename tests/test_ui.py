@@ -78,7 +78,7 @@ def test_browser_chat_sources_under_each_answer_and_script_safety(server: Server
     first = page.locator("#chat .pb-msg").first
     expect(first).to_contain_text("[1]")
     sources = first.locator("details.pb-sources")  # right under the answer, collapsed to one line naming them
-    expect(sources.locator("summary")).to_contain_text("Border Enforcement Security Task Forces")
+    expect(sources.locator("> summary")).to_contain_text("Border Enforcement Security Task Forces")
     assert sources.evaluate("d => d.open") is False
     first.locator("a.pb-cite").first.click()  # a citation opens them and moves to its card
     card = first.locator(".pb-card").first
@@ -108,8 +108,8 @@ def test_browser_chat_sources_under_each_answer_and_script_safety(server: Server
 
     ask_in_page(page, "What is HERO Corps?", 1)
     second = page.locator("#chat .pb-msg").nth(1)
-    expect(second.locator("details.pb-sources summary")).to_contain_text("HERO Corps")
-    expect(first.locator("details.pb-sources summary")).to_contain_text("Border Enforcement Security Task Forces")
+    expect(second.locator("details.pb-sources > summary")).to_contain_text("Child-Rescue Corps")
+    expect(first.locator("details.pb-sources > summary")).to_contain_text("Border Enforcement Security Task Forces")
 
     ask_in_page(page, "What is the Criminal Alien Program?", 2)
     first.locator("a.pb-cite").first.click()  # answer 1's [1], two answers later
