@@ -48,7 +48,7 @@ def axe_violations(page: Page, axe_source: str) -> list[dict[str, Any]]:
 
 def ask_and_wait(page: Page, question: str, number: int) -> None:
     """Ask in the page and wait until answer `number` is complete (announced)."""
-    box = page.get_by_label("Your question")
+    box = page.get_by_label("Your question", exact=True)
     box.fill(question)
     box.press("Enter")
     wait_for_answer(page, number)
@@ -58,7 +58,7 @@ def ask_and_wait(page: Page, question: str, number: int) -> None:
 def open_page(browser: Browser, server: Server, theme: str, width: int = 1280) -> Page:
     page = browser.new_page(viewport={"width": width, "height": 900}, color_scheme=theme)  # type: ignore[arg-type]
     page.goto(server.url + "/")
-    expect(page.get_by_label("Your question")).to_be_visible()
+    expect(page.get_by_label("Your question", exact=True)).to_be_visible()
     return page
 
 
@@ -167,7 +167,7 @@ def test_keyboard_only_question_citation_card_and_source_link(server: Server, br
     page.keyboard.press("Tab")  # the first stop: "Skip to question"
     assert "pb-skip" in assert_focus_visible(page, background, seen)["cls"]
     page.keyboard.press("Enter")
-    expect(page.get_by_label("Your question")).to_be_focused()
+    expect(page.get_by_label("Your question", exact=True)).to_be_focused()
     page.keyboard.type(BEST)
     page.keyboard.press("Enter")
     wait_for_answer(page, 1)

@@ -28,7 +28,7 @@ DATE_WORDS = re.compile(r", (page checked|published|archived) (\d{4}-\d{2}-\d{2}
 def open_page(browser: Browser, server: Server, width: int, height: int = 844) -> Page:
     page = browser.new_page(viewport={"width": width, "height": height})
     page.goto(server.url + "/")
-    expect(page.get_by_label("Your question")).to_be_visible()
+    expect(page.get_by_label("Your question", exact=True)).to_be_visible()
     return page
 
 
@@ -93,7 +93,7 @@ def test_the_whole_document_is_sanitised_html_with_the_cited_sentence_marked() -
 # -- in the browser ---------------------------------------------------------------------------------------------
 def test_on_a_phone_the_question_box_and_ask_are_on_the_first_screen(server: Server, browser: Browser) -> None:
     page = open_page(browser, server, 390, 844)
-    for target in (page.get_by_label("Your question"), page.locator("#ask-button")):
+    for target in (page.get_by_label("Your question", exact=True), page.locator("#ask-button")):
         box = target.bounding_box()
         assert box is not None
         assert box["x"] >= 0 and box["y"] >= 0 and box["x"] + box["width"] <= 390 and box["y"] + box["height"] <= 844, box
@@ -262,7 +262,7 @@ def focused(page: Page) -> dict[str, str]:
 
 def test_a_short_keyboard_path_after_five_turns(server: Server, browser: Browser) -> None:
     page = open_page(browser, server, 1280, 800)
-    box = page.get_by_label("Your question")
+    box = page.get_by_label("Your question", exact=True)
     questions = [ANSWERED, "What is HERO Corps?", QUESTIONS["declined"], QUESTIONS["uncertain"],
                  "When was the Cyber Crimes Center established?"]
     for n, question in enumerate(questions):
@@ -297,6 +297,11 @@ def test_a_short_keyboard_path_after_five_turns(server: Server, browser: Browser
     assert like is not None and dislike is not None and like["x"] < dislike["x"]
     # Buttons out of the Tab order are still there for a pointer and a screen reader.
     expect(last.get_by_role("button", name="Like", exact=True)).to_be_visible()
+    # A message is named by its text, not by its markup (Gradio would name an answer with its cards' HTML).
+    labels = page.evaluate("""() => Array.from(document.querySelectorAll(
+      '#chat [data-testid="bot"], #chat [data-testid="user"]'), m => m.getAttribute('aria-label') || '')""")
+    assert len(labels) == 10 and all("<" not in label and len(label) <= 300 for label in labels), labels
+    assert all(label.startswith(("bot's message: ", "user's message: ")) for label in labels), labels
     page.close()
 
 

@@ -30,7 +30,7 @@ def wait_for_answer(page: Page, number: int) -> None:
 
 
 def ask_in_page(page: Page, question: str, answers_before: int) -> None:
-    box = page.get_by_label("Your question")
+    box = page.get_by_label("Your question", exact=True)
     box.fill(question)
     box.press("Enter")
     wait_for_answer(page, answers_before + 1)

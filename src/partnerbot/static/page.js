@@ -201,9 +201,16 @@
     document.querySelectorAll('#chat a.pb-cite[title]:not([aria-label])').forEach(function (a) {
       a.setAttribute('aria-label', a.getAttribute('title'));
     });
-    // Gradio names each message with its whole raw content (markup included); the message's text is its name.
+    // Gradio names each message with its whole raw content, markup included (an answer's cards and documents
+    // too): the name becomes the message's own text, shortened.
     document.querySelectorAll('#chat [data-testid="bot"][aria-label], #chat [data-testid="user"][aria-label]')
-      .forEach(function (m) { m.removeAttribute('aria-label'); });
+      .forEach(function (m) {
+        var label = m.getAttribute('aria-label');
+        if (label.indexOf('<') < 0 && label.length <= 300) return;
+        var who = m.getAttribute('data-testid') === 'bot' ? "bot's message: " : "user's message: ";
+        var text = m.innerText.replace(/\s+/g, ' ').trim();
+        m.setAttribute('aria-label', who + (text.length > 280 ? text.slice(0, 279) + '…' : text));
+      });
     // The empty chat's example questions are buttons in a role="list" without list items (axe:
     // aria-required-children): a plain group of buttons is what they are.
     document.querySelectorAll('#chat .examples[role="list"]').forEach(function (l) { l.removeAttribute('role'); });
