@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -133,6 +134,15 @@ def assistant(real_index: Path):  # type: ignore[no-untyped-def]
     from partnerbot.settings import Settings
 
     return Assistant(Settings(data_dir=real_index, corpus_dir=ROOT / "corpus"))
+
+
+def not_ready(result: object, error: type[Exception], match: str) -> None:
+    """`result` is the problem of an assistant with no usable index or reader, caused by `error` matching `match`."""
+    from partnerbot.types import Problem, ProblemKind
+
+    assert isinstance(result, Problem) and result.kind == ProblemKind.NOT_READY, result
+    assert isinstance(result.cause, error) and re.search(match, result.detail), result.detail
+    assert result.detail not in result.message  # the public is told the assistant is not ready, not the details
 
 
 def cli_env(data_dir: Path, corpus: Path, chroma_url: str = "") -> dict[str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -16,12 +17,11 @@ from partnerbot.answer import Assistant
 from partnerbot.cli import app
 from partnerbot.corpus import load_corpus
 from partnerbot.embed import embed_query
-from partnerbot.errors import InputError
 from partnerbot.evals import load_cases
 from partnerbot.phrases import CITATION_RE, EXAMPLE_QUESTIONS, REFUSAL
 from partnerbot.retrieve import retrieve
 from partnerbot.settings import Settings
-from partnerbot.types import Answer
+from partnerbot.types import Answer, Outcome, Problem, ProblemKind
 
 ONE_PER_DOC = {
     "press-release-2020-07-30": "What did ICE launch on July 30, 2020 to highlight its partnerships?",
@@ -74,7 +74,7 @@ def assert_invariants(assistant: Assistant, answer: Answer) -> None:
         assert (s.url, s.date) == (pages[0].url, pages[0].date)  # the page its footnote names, and its as-of date
         assert s.pages == pages and s.doc_url == CORPUS[s.doc_id].url
     if answer.refused:
-        assert answer.text == REFUSAL or answer.unavailable or answer.language != "en"
+        assert answer.text == REFUSAL or answer.language != "en"
         assert answer.sources == ()
     else:
         assert 1 <= len(answer.sources) <= 4
@@ -149,11 +149,12 @@ def test_acronyms_numbers_and_names_rank_first(assistant: Assistant, query: str,
 
 
 def test_bad_input(assistant: Assistant) -> None:
-    for empty in ("", "   ", "\n\t", "\x00\x01"):
-        with pytest.raises(InputError, match="empty"):
-            assistant.ask(empty)
-    with pytest.raises(InputError, match="too long"):
-        assistant.ask("a" * 1001)
+    for empty in ("", "   ", "\n\t", "\x00\x01", "<b> </b>", "# >", None):
+        problem = assistant.ask(empty)  # type: ignore[arg-type]
+        assert isinstance(problem, Problem) and problem.kind == ProblemKind.INPUT and problem.field == "question"
+        assert problem.message.startswith("The question ") and ("empty" in problem.message or "text" in problem.message)
+    too_long = assistant.ask("a" * 1001)
+    assert isinstance(too_long, Problem) and "too long" in too_long.message and too_long.field == "question"
     answer = assistant.ask("What is\x00 HERO\x07 Corps?\x1b")
     assert answer.question == "What is HERO Corps?" and not answer.refused
     odd = assistant.ask("When were they created?", [None, 3, {"a": 1}, "Tell me about BEST"])  # type: ignore[list-item]
@@ -198,9 +199,9 @@ QUESTIONS = [c.question for c in load_cases([ROOT / "evals" / "train"]) if len(c
 @given(question=st.one_of(st.sampled_from(QUESTIONS), st.text(min_size=1, max_size=200)),
        history=st.lists(st.sampled_from(QUESTIONS), max_size=3))
 def test_citation_invariants_hold_for_any_question(assistant: Assistant, question: str, history: list[str]) -> None:
-    try:
-        answer = assistant.ask(question, history)
-    except InputError:
+    answer = assistant.ask(question, history)
+    if isinstance(answer, Problem):
+        assert answer.kind == ProblemKind.INPUT
         return
     assert_invariants(assistant, answer)
 
@@ -211,9 +212,9 @@ def test_every_eval_answer_cites_the_page_behind_each_quoted_sentence(assistant:
     for case in cases:
         if case.input_error:
             continue
-        try:
-            answer = assistant.ask(case.question, list(case.history))
-        except InputError:  # markup-only questions: nothing to answer
+        answer = assistant.ask(case.question, list(case.history))
+        if isinstance(answer, Problem):  # markup-only questions: nothing to answer
+            assert answer.kind == ProblemKind.INPUT
             continue
         assert_invariants(assistant, answer)  # url/date/pages are the quoted sentence's footnote pages
         cited += len(answer.sources)
@@ -221,6 +222,15 @@ def test_every_eval_answer_cites_the_page_behind_each_quoted_sentence(assistant:
 
 
 def test_answer_json_reads_back_unchanged(assistant: Assistant) -> None:
-    data = assistant.ask("What is HERO Corps?").to_dict()
+    answer = assistant.ask("What is HERO Corps?")
+    data = answer.to_dict()
     assert data["sources"] and data["sources"][0]["pages"]
     assert json.loads(json.dumps(data)) == data  # lists, not tuples: what a client reads equals what was sent
+    back = Answer.from_dict(json.loads(json.dumps(data)))
+    assert back.to_dict() == data and back.sources == answer.sources and back.outcome is Outcome.ANSWERED
+    written = dataclasses.replace(answer, mode="generated", fallback="", outcome=Outcome.UNCERTAIN)
+    again = Answer.from_dict(json.loads(json.dumps(written.to_dict())))
+    assert (again.mode, again.fallback, again.outcome) == ("generated", "", Outcome.UNCERTAIN)
+    assert json.loads(json.dumps(data))["outcome"] == "answered"  # the enum is its string in JSON
+    with pytest.raises(ValueError):
+        Answer.from_dict(data | {"outcome": "maybe"})

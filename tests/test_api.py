@@ -143,32 +143,82 @@ def test_openai_client_lists_the_model_and_gets_clear_errors(api: Server) -> Non
     assert parts.model_extra["partnerbot"]["sources"][0]["doc_id"] == "hero-corps"  # type: ignore[index]
 
 
-@pytest.mark.parametrize(("body", "status", "words"), [
-    (b'{"question": "What is BEST?"', 400, "not valid JSON"),
-    (b"", 400, "body is empty"),
-    (b"[1, 2]", 422, "the body must be a JSON object"),
-    (b'{"history": []}', 422, "question: Field required"),
-    (b'{"question": 42}', 422, "question: Input should be a valid string"),
-    (b'{"question": "What is BEST?", "history": "What is HSI?"}', 422, "history: Input should be a valid list"),
-    (b'{"question": "What is BEST?", "k": 3}', 422, "k: Extra inputs are not permitted"),
-    (b'{"question": "   "}', 400, "question is empty"),
-    (json.dumps({"question": "x" * 2000}).encode(), 400, "too long"),
-    (json.dumps({"question": "x" * 70_000}).encode(), 413, "at most 65,536 bytes"),
+@pytest.mark.parametrize(("body", "status", "code", "field", "words"), [
+    (b'{"question": "What is BEST?"', 400, "invalid_body", None, "not valid JSON"),
+    (b"", 400, "invalid_body", None, "body is empty"),
+    (b'{"question": "What is \xff\xfe BEST?"}', 400, "invalid_body", None, "not valid UTF-8"),
+    (b"[1, 2]", 422, "invalid_request", None, "the body must be a JSON object"),
+    (b'{"history": []}', 422, "invalid_request", "question", "question: Field required"),
+    (b'{"question": 42}', 422, "invalid_request", "question", "question: Input should be a valid string"),
+    (b'{"question": "What is BEST?", "history": "What is HSI?"}', 422, "invalid_request", "history",
+     "history: Input should be a valid list"),
+    (b'{"question": "What is BEST?", "history": ["a", 7]}', 422, "invalid_request", "history[1]",
+     "history[1]: Input should be a valid string"),
+    (b'{"question": "What is BEST?", "k": 3}', 422, "invalid_request", "k", "k: Extra inputs are not permitted"),
+    (b'{"question": "   "}', 400, "invalid_input", "question", "question is empty"),
+    (b'{"question": "<p><br></p>"}', 400, "invalid_input", "question", "question is empty"),
+    (json.dumps({"question": "x" * 2000}).encode(), 400, "invalid_input", "question", "too long"),
+    (json.dumps({"question": "x" * 70_000}).encode(), 413, "body_too_large", None, "at most 65,536 bytes"),
 ])
-def test_bad_bodies_get_a_status_and_a_message_naming_the_problem(api: Server, body: bytes, status: int,
-                                                                   words: str) -> None:
+def test_bad_bodies_get_a_status_and_a_message_naming_the_problem(api: Server, body: bytes, status: int, code: str,
+                                                                   field: str | None, words: str) -> None:
     r = httpx.post(f"{api.url}/api/ask", content=body, timeout=30,
                    headers={"content-type": "application/json"} | as_client(40 + len(body) % 100))
     assert r.status_code == status, r.text
-    assert words in r.json()["error"]
+    assert r.headers["content-type"] == "application/json"
+    assert r.json()["error"] == {"code": code, "field": field, "message": r.json()["error"]["message"]}
+    assert words in r.json()["error"]["message"]
     assert "Traceback" not in r.text and "site-packages" not in r.text
+
+
+def test_unknown_api_addresses_and_methods_answer_in_the_api_s_own_shape(api: Server) -> None:
+    r = httpx.get(f"{api.url}/api/ask", headers=as_client(45))
+    assert r.status_code == 405 and r.json()["error"]["code"] == "method_not_allowed"
+    r = httpx.post(f"{api.url}/api/nothing-here", json={}, headers=as_client(45))
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+    r = httpx.get(f"{api.url}/v1/nothing-here", headers=as_client(45))
+    assert r.status_code == 404 and r.json()["error"]["type"] == "invalid_request_error"
+
+
+def test_openai_endpoint_counts_usage_refuses_n_and_ignores_sampling(api: Server) -> None:
+    from partnerbot.embed import count_tokens
+
+    client = oai(api, 5)
+    messages: list[Any] = [{"role": "system", "content": "Be brief."},
+                           {"role": "user", "content": "Tell me about the Border Enforcement Security Task Forces"},
+                           {"role": "user", "content": "When were they created?"}]
+    reply = client.chat.completions.create(model="partnerbot", messages=messages, temperature=1.7, top_p=0.1,
+                                           max_tokens=3, seed=4, stop=["."], presence_penalty=1.0, user="x")
+    content = reply.choices[0].message.content or ""
+    assert "2005" in content and len(content.split()) > 3  # max_tokens and stop are ignored: never cut short
+    settings = Settings()
+    assert reply.usage is not None
+    assert reply.usage.prompt_tokens == sum(count_tokens(settings, m["content"]) for m in messages[1:])
+    assert reply.usage.completion_tokens == count_tokens(settings, content)
+    assert reply.usage.total_tokens == reply.usage.prompt_tokens + reply.usage.completion_tokens
+    chunks = list(client.chat.completions.create(model="partnerbot", messages=messages, stream=True,
+                                                 stream_options={"include_usage": True}))
+    assert all(c.usage is None for c in chunks[:-1]) and chunks[-1].choices == []
+    assert chunks[-1].usage is not None and chunks[-1].usage.model_dump() == reply.usage.model_dump()
+    plain = list(client.chat.completions.create(model="partnerbot", messages=messages, stream=True))
+    assert all(c.usage is None for c in plain) and plain[-1].choices[0].finish_reason == "stop"
+    for n in (0, 2):
+        with pytest.raises(openai.BadRequestError, match="n must be 1") as caught:
+            client.chat.completions.create(model="partnerbot", messages=messages, n=n)
+        assert caught.value.body["param"] == "n" and caught.value.body["type"] == "invalid_request_error"  # type: ignore[index]
+    assert client.chat.completions.create(model="partnerbot", messages=messages, n=1).choices[0].index == 0
 
 
 def test_chat_completions_rejects_bad_json_openai_style(api: Server) -> None:
     r = httpx.post(f"{api.url}/v1/chat/completions", content=b'{"model": "partnerbot", "messages": []}',
                    headers={"content-type": "application/json"} | as_client(4))
     assert r.status_code == 400 and "messages" in r.json()["error"]["message"]
-    assert r.json()["error"]["type"] == "invalid_request_error"
+    assert r.json()["error"] | {"message": ""} == {"message": "", "type": "invalid_request_error", "param": "messages",
+                                                   "code": "invalid_request"}
+    r = httpx.post(f"{api.url}/v1/chat/completions", content=b'{"model": "partnerbot", "messages": "\xff"}',
+                   headers={"content-type": "application/json"} | as_client(4))
+    assert r.status_code == 400 and "UTF-8" in r.json()["error"]["message"]
+    assert set(r.json()["error"]) == {"message", "type", "param", "code"}
     r = httpx.post(f"{api.url}/v1/chat/completions", content=b"{not json", headers=as_client(4))
     assert r.status_code == 400 and "Content-Type: application/json" in r.json()["error"]["message"]
     r = httpx.post(f"{api.url}/v1/chat/completions", content=b"{not json",
@@ -181,11 +231,12 @@ def test_a_client_over_its_limit_gets_429_and_others_do_not(api: Server) -> None
     assert BURST - 3 < drain(api, 50) < BURST  # the burst, less what connecting took
     r = ask(api, 50, {"question": "What is HERO Corps?"})
     assert r.status_code == 429 and 1 <= int(r.headers["retry-after"]) <= 1 / RATE
-    assert r.json()["rate_limited"] is True and "Please wait" in r.json()["error"]
+    assert r.json()["rate_limited"] is True and "Please wait" in r.json()["error"]["message"]
+    assert r.json()["error"]["code"] == "rate_limited"
     with pytest.raises(openai.RateLimitError, match="faster than this service"):  # one bucket for every endpoint
         client.models.list()
     limited = gradio.predict("What is HERO Corps?", [], api_name="/ask")
-    assert limited["rate_limited"] and limited["sources"] == [] and "Please wait" in limited["answer"]
+    assert limited["rate_limited"] and "Please wait" in limited["error"]["message"] and "sources" not in limited
     assert ask(api, 51, {"question": "What is HERO Corps?"}).status_code == 200  # another client is served
     time.sleep(1 / RATE + 0.1)
     assert ask(api, 50, {"question": "What is HERO Corps?"}).status_code == 200
@@ -229,13 +280,13 @@ def test_metrics_count_requests_by_outcome_and_show_the_index_version(api: Serve
     assert count(after, "api_ask", "rate_limited") - count(before, "api_ask", "rate_limited") == 1
     assert count(after, "gradio_ask", "answered") - count(before, "gradio_ask", "answered") == 1
     completions = sum(count(after, "chat_completions", o) - count(before, "chat_completions", o)
-                      for o in ("answered", "refused"))
+                      for o in ("answered", "uncertain", "refused"))
     assert completions == 1
     for stage in ("embed", "retrieve", "compose"):
         key = ("partnerbot_stage_seconds_count", (("stage", stage),))
         assert after[key] - before.get(key, 0) == 4  # each answer: two from /api/ask, one each from the others
     total = ("partnerbot_request_seconds_count", (("endpoint", "api_ask"),))
-    assert after[total] - before[total] == 3
+    assert after[total] - before[total] == 2  # the questions asked; the empty one is counted, refused before asking
     assert count(after, "models", "rate_limited") - count(before, "models", "rate_limited") == 1
     version = httpx.get(f"{api.url}/healthz").json()["index_version"]
     assert after[("partnerbot_index_version", (("version", version),))] == 1.0
@@ -291,16 +342,17 @@ def test_store_outage_is_503_unavailable_on_every_endpoint(tmp_path: Path, tiny_
         assert "event_id" in httpx.post(call, json={"data": [question, []]}, timeout=30).json()
         chroma_server.kill()
         r = httpx.post(call, json={"data": [question, []]}, timeout=30)
-        assert r.status_code == 503 and r.json()["unavailable"] is True and r.json()["answer"] == UNAVAILABLE
+        assert r.status_code == 503 and r.json()["unavailable"] is True and r.json()["error"]["message"] == UNAVAILABLE
         r = ask(srv, 1, {"question": question})
-        assert r.status_code == 503 and r.json()["unavailable"] is True and r.json()["refused"]
-        assert r.json()["answer"] == UNAVAILABLE and r.json()["sources"] == []
+        assert r.status_code == 503 and r.json() == {"error": {"code": "unavailable", "message": UNAVAILABLE,
+                                                               "field": None},
+                                                     "outcome": "unavailable", "unavailable": True}
         with pytest.raises(openai.InternalServerError) as caught:
             oai(srv, 1).chat.completions.create(model="partnerbot", messages=[{"role": "user", "content": question}])
         assert caught.value.status_code == 503 and caught.value.body["message"] == UNAVAILABLE  # type: ignore[index]
         assert caught.value.response.json()["unavailable"] is True
         gradio = srv.ask(question)
-        assert gradio["unavailable"] is True and gradio["sources"] == []
+        assert gradio["unavailable"] is True and gradio["error"]["message"] == UNAVAILABLE
         metrics = httpx.get(f"{srv.url}/metrics").text
         assert 'partnerbot_requests_total{endpoint="api_ask",outcome="unavailable"} 1.0' in metrics
         chroma_server.start()

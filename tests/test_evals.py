@@ -79,13 +79,15 @@ def test_json_report_schema(tiny_index: Path, tmp_path: Path) -> None:
     data = json.loads(out.read_text())
     assert set(data["metrics"]) >= {"evidence_hit@1", "answer_precision", "wrong_answer_rate", "unavailable", "hit@1", "hit@3", "hit@5", "mrr", "citation_hit", "fact_recall",
                                     "refusal_accuracy", "false_refusal_rate", "citation_validity", "pass_rate",
+                                    "helpful_rate", "answer_accuracy", "uncertain_rate",
                                     "latency_ms_p50", "latency_ms_p95"}
     assert data["metrics"]["pass_rate"] == round(2 / 6, 4)
     assert data["metrics"]["refusal_accuracy"] == 0.0 and data["metrics"]["citation_validity"] == 1.0
     for case in data["cases"]:
-        assert set(case) == {"id", "passed", "status", "reasons", "question", "answer", "refused", "sources",
+        assert set(case) == {"id", "passed", "status", "outcome", "reasons", "question", "answer", "refused", "sources",
                              "gold", "retrieved_doc_ids", "latency_ms", "mode", "fallback", "dropped", "extractive"}
         assert case["mode"] == "extractive" and case["extractive"] == ""  # no model unless --answerer generated
+        assert case["outcome"] in ("answered", "uncertain", "declined")
 
 
 def test_html_report_opens_in_chromium_with_failure_filter(tiny_index: Path, tmp_path: Path) -> None:
@@ -251,7 +253,7 @@ def _answer(question: str, quotes: list[tuple[str, int, int]], refused: bool = F
     sources = tuple(Source(n, "alpha", "Alpha", "https://example.gov/alpha", "2020-01-15", "History", q, s, e, 0.9)
                     for n, (q, s, e) in enumerate(quotes, 1))
     text = " ".join(f"{q} [{n}]" for n, (q, _, _) in enumerate(quotes, 1)) or "refused"
-    return Answer(question, text, sources, refused, {"total": 1.0}, unavailable=unavailable, outcome=outcome)
+    return Answer(question, text, sources, refused, {"total": 1.0}, outcome="unavailable" if unavailable else outcome)
 
 
 def test_gold_metrics_input_errors_and_outages() -> None:

@@ -353,3 +353,34 @@ def test_the_eval_table_shows_a_model_s_brackets_as_text() -> None:
     shown = buffer.getvalue()
     assert "It opened [/INST] in 1997. (malformed citation [/INST])" in shown
     assert "extractive: no generated sentence passed verification" in shown
+
+
+# -- a generated answer through a real server and back (`ask --url`) ------------------------------------
+def test_ask_url_round_trips_a_generated_answer_and_a_fallback(real_index: Path, stub: Stub) -> None:
+    import httpx
+    from typer.testing import CliRunner
+
+    from conftest import Server
+    from partnerbot import remote
+    from partnerbot.cli import app
+    from partnerbot.phrases import GENERATED_NOTE
+
+    srv = Server(real_index, ROOT / "corpus", env={"PARTNERBOT_LLM_URL": stub.url, "PARTNERBOT_LLM_MODEL": "stub"})
+    try:
+        for reply, mode in ((lambda s, body: f"{s[0]} [1]", "generated"),
+                            (lambda s, body: "It was established in 1066 by the Normans [1].", "extractive")):
+            stub.reply = reply
+            served = httpx.post(f"{srv.url}/api/ask", json={"question": QUESTION}, timeout=60).json()
+            assert served["mode"] == mode and served["outcome"] == "answered" and served["sources"][0]["pages"]
+            assert (served["fallback"] == "") is (mode == "generated")  # a fallback says why
+            cli = CliRunner().invoke(app, ["ask", QUESTION, "--url", srv.url, "--json"])
+            assert cli.exit_code == 0, cli.output
+            assert json.loads(cli.stdout) | {"timings_ms": {}} == served | {"timings_ms": {}}  # every field survives
+            answer = remote.ask(srv.url, QUESTION)
+            assert isinstance(answer, Answer) and answer.to_dict() | {"timings_ms": {}} == served | {"timings_ms": {}}
+            assert answer.sources[0].pages and answer.sources[0].pages[0].url == served["sources"][0]["url"]
+            printed = CliRunner().invoke(app, ["ask", QUESTION, "--url", srv.url])
+            shown = " ".join(printed.stdout.split())  # as printed, wrapped to the terminal's width
+            assert (" ".join(GENERATED_NOTE.split()) in shown) is (mode == "generated")  # the model notice, as locally
+    finally:
+        srv.stop()

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from partnerbot.embed import QueryBatcher, _embed_queries, embed_query
-from partnerbot.limits import RateLimiter, limited_message
+from partnerbot.limits import RateLimiter
+from partnerbot.replies import rate_limited
 from partnerbot.settings import Settings
 
 
@@ -53,8 +54,8 @@ def test_full_buckets_are_forgotten_past_the_client_cap() -> None:
 
 
 def test_limited_message_is_polite_and_says_how_long() -> None:
-    assert "Please wait 3 seconds" in limited_message(2.2)
-    assert "Please wait 1 second and" in limited_message(0.1)
+    assert "Please wait 3 seconds" in rate_limited(2.2).message
+    assert "Please wait 1 second and" in rate_limited(0.1).message
 
 
 def test_batched_embeddings_match_single_ones_and_form_batches(model: object) -> None:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from conftest import ROOT
+from conftest import ROOT, not_ready
 from partnerbot.answer import Assistant
 from partnerbot.cli import app
 from partnerbot.errors import IndexMismatchError, SelectorError
@@ -19,6 +19,7 @@ from partnerbot.reader.model import Thresholds, read_selector, write_selector
 from partnerbot.reader.policy import choose, decide
 from partnerbot.settings import Settings, bundled_selector_path
 from partnerbot.tune import tune
+from partnerbot.types import Answer
 
 REMOVALS = "ERO carried out 185,884 removals in FY 2020"
 ARRESTS = "ERO made 103,603 administrative arrests"
@@ -108,11 +109,11 @@ def test_index_and_selector_disagree_says_what_to_run(tiny_corpus: Path, tmp_pat
     write_selector(type(selector)(selector.features, half, selector.scope, selector.thresholds,
                                   selector.embed_sha256, selector.fitted), other)
     moved = Settings(corpus_dir=tiny_corpus, selector_path=other)
-    with pytest.raises(IndexMismatchError, match=r"records answer selector .* run `partnerbot index`"):
-        Assistant(moved).ask("What is the Alpha Program?")
+    not_ready(Assistant(moved).ask("What is the Alpha Program?"), IndexMismatchError,
+              r"records answer selector .* run `partnerbot index`")
     summary = build_index(moved)  # records the new selector without re-embedding anything
     assert summary.switched and summary.chunks_embedded == 0
-    assert not Assistant(moved).ask("How many spare lighthouse lamps does the Alpha Program keep?").unavailable
+    assert isinstance(Assistant(moved).ask("How many spare lighthouse lamps does the Alpha Program keep?"), Answer)
 
 
 def test_refusal_threshold_and_extra_sentences(assistant: Assistant) -> None:
@@ -179,3 +180,31 @@ def test_the_read_path_does_not_import_the_build_path() -> None:
             "'partnerbot.tune', 'partnerbot.finetune', 'sklearn', 'datasets')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_a_changed_model_file_is_an_error_naming_it(tmp_path: Path) -> None:
+    import shutil
+
+    from partnerbot.artifact import read_manifest
+    from partnerbot.errors import ModelArtifactError
+    from partnerbot.settings import tuned_model_dir
+
+    copy = tmp_path / "embedder"
+    shutil.copytree(tuned_model_dir(), copy)
+    assert read_manifest(copy)["sha256"] == Settings(embed_model=str(copy)).model_sha256
+    weights = copy / "model.safetensors"
+    body = bytearray(weights.read_bytes())
+    body[-1] ^= 0xFF
+    weights.write_bytes(bytes(body))
+    with pytest.raises(ModelArtifactError, match=r"model.safetensors: SHA-256 .* does not match .*run `partnerbot tune`"):
+        Settings(embed_model=str(copy)).model_sha256  # noqa: B018
+
+
+def test_an_index_embedded_with_another_model_stops_ask_with_the_command_to_run(tiny_corpus: Path) -> None:
+    base = Settings(corpus_dir=tiny_corpus, embed_model=Settings().base_model_path)
+    build_index(base)
+    with pytest.raises(IndexMismatchError, match=r"built with another embedding model.*run `partnerbot index`"):
+        Assistant(Settings(corpus_dir=tiny_corpus)).ask("What is the Alpha Program?")
+    summary = build_index(Settings(corpus_dir=tiny_corpus))  # re-embeds everything with the configured model
+    assert summary.switched and summary.chunks_embedded == summary.chunks_total > 0
+    assert Assistant(Settings(corpus_dir=tiny_corpus)).ask("What is the Alpha Program?").outcome

@@ -49,7 +49,7 @@ def test_chat_holds_a_conversation_with_sources_and_commands(chat: pexpect.spawn
     full = turn(chat, "/sources 1")
     assert "doc_id: best" in full and "section: History" in full and "Laredo" in full
     assert "No source 9: the last answer has sources 1 to 1." in turn(chat, "/sources 9")
-    assert "Error: the question is too long" in turn(chat, "a" * 1001)
+    assert "Error: The question is too long" in turn(chat, "a" * 1001)
     assert "New conversation" in turn(chat, "/new")
     alone = turn(chat, "When were they created?")  # the history is gone: no topic, so no answer
     assert REFUSAL[:40] in alone and "2005" not in alone

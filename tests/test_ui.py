@@ -47,7 +47,8 @@ def test_api_returns_cited_answers_refusals_and_follow_ups(server: Server) -> No
     follow = server.ask("When were they created?", ["Tell me about the Border Enforcement Security Task Forces"])
     assert "2005" in follow["answer"] and "best" in {s["doc_id"] for s in follow["sources"]}
     empty = server.ask("   ")
-    assert empty["refused"] and "empty" in empty["error"]
+    assert empty["error"]["code"] == "invalid_input" and empty["error"]["field"] == "question"
+    assert "empty" in empty["error"]["message"] and "answer" not in empty
 
 
 def test_two_clients_at_once_each_get_their_own_answer(server: Server) -> None:
@@ -119,7 +120,9 @@ def test_browser_chat_sources_under_each_answer_and_script_safety(server: Server
     ask_in_page(page, "<script>alert('xss')</script><img src=x onerror=alert(1)> What is BEST?", 3)
     page.wait_for_timeout(500)
     assert dialogs == []
-    expect(page.locator("#chat")).to_contain_text("<script>")  # shown as text
+    # the question is shown as it was read: cleaned of its markup, never run
+    expect(page.locator('[aria-label^="user\'s message"]').nth(3)).to_have_text("What is BEST?")
+    expect(page.locator("#chat")).not_to_contain_text("alert(")
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "chat.png"), full_page=True)
 

@@ -1,6 +1,6 @@
 """`Assistant.ask`: the one path from a question to a cited, extractive answer or a refusal.
 
-The pipeline: clean the input, tell its language, normalise it against the corpus, add the
+The pipeline: clean the input (`sanitize`), tell its language, normalise it against the corpus, add the
 conversation's topic to a follow-up, retrieve chunks, score candidate sentences with the fitted
 selector (`features`, `selector`) and choose the answer or refuse (`refusal`); with `llm_url` set, a
 language model rewrites the chosen sentences and each of its sentences is checked (`writer`). The `Assistant`
@@ -18,55 +18,21 @@ from typing import Any
 
 import numpy as np
 
-from . import heuristic, store, unanswered
+from . import store, unanswered
 from .embed import query_embedder
-from .errors import IndexNotBuiltError, InputError, SelectorError, StoreUnavailableError
+from .errors import IndexNotBuiltError, InputError, PartnerbotError, SelectorError, StoreUnavailableError
 from .language import foreign_reply
-from .phrases import REFUSAL, UNAVAILABLE, UNCERTAIN, cite
+from .phrases import NOT_READY, REFUSAL, UNAVAILABLE, UNCERTAIN, cite
 from .reader import Reader, Reading
 from .reader.features import Candidates, Query, featurize
 from .reader.model import Selector, read_selector
 from .retrieve import retrieve
+from .sanitize import clean_history, clean_question
 from .settings import Settings
 from .text import PRONOUNS, STOPWORDS, tokens
-from .types import Answer, Hit, Page, Source
+from .types import Answer, Hit, Outcome, Page, Problem, ProblemKind, Source
 from .version import Version, load_version
 from .writer import Writer
-
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2064\ufeff]")
-_MARKUP = re.compile(r"<(script|style)\b.*?(</\1\s*>|$)|<!--.*?(-->|$)|</?[A-Za-z][^<>]*>", re.I | re.S)
-HISTORY_TURNS = 6
-
-
-def clean_question(question: str, limit: int) -> str:
-    """Strip control characters and markup (tags, script and style blocks); collapse whitespace.
-
-    Raises:
-        InputError: the question is empty or longer than `limit` characters.
-    """
-    if not isinstance(question, str):
-        raise InputError("the question must be text")
-    if len(question) > limit * 4:  # far over the limit: refuse before doing any work on it
-        raise InputError(f"the question is too long ({len(question):,} characters; the limit is {limit:,})")
-    text = " ".join(_MARKUP.sub(" ", _CONTROL.sub(" ", question)).split())
-    if not text:
-        raise InputError("the question is empty: type a question about the ICE partnership programs")
-    if len(text) > limit:
-        raise InputError(f"the question is too long ({len(text):,} characters; the limit is {limit:,})")
-    return text
-
-
-def clean_history(history: Any, limit: int) -> list[str]:
-    """The usable earlier user turns: strings only, cleaned, the last few kept."""
-    if not isinstance(history, (list, tuple)):
-        return []
-    out = []
-    for turn in history[-HISTORY_TURNS:]:
-        if isinstance(turn, str):
-            text = " ".join(_CONTROL.sub(" ", turn[: limit * 4]).split())[:limit]
-            if text:
-                out.append(text)
-    return out
 
 
 def _is_elliptical(question: str) -> bool:
@@ -237,30 +203,46 @@ class Assistant:
         query = Query(q, context, vector)
         return Prepared(state, query, hits, featurize(state, query, hits), embed_ms)
 
-    def ask(self, question: str, history: Sequence[str] = ()) -> Answer:
+    def ask(self, question: str, history: Sequence[str] = ()) -> Answer | Problem:
         """Answer `question` from the corpus, using `history` (earlier user turns) for follow-ups.
 
-        Raises:
-            InputError: the question is empty or too long.
-            IndexNotBuiltError / IndexMismatchError: no usable index.
-            SelectorError: the fitted selector is missing or does not fit.
+        Both are cleaned first (`sanitize`), so nothing else here sees raw user text.
+
+        Returns:
+            An `Answer` (answered, uncertain or declined), or a `Problem`: the input is unusable (empty, too
+            long, not text), the document store cannot be reached, or there is no usable index or reader.
+            Anything unexpected is raised.
         """
         t0 = time.perf_counter()
-        q = clean_question(question, self.settings.max_question_chars)
-        turns = clean_history(history, self.settings.max_question_chars)
         try:
-            state = self._current()
-            reply = foreign_reply(q, state.normalizer.vocabulary)
-            if reply is not None:
-                self._unanswered(q)
-                return Answer(q, reply.text, (), True, {"total": _ms(t0)}, (), state.version, language=reply.code,
-                              outcome="declined")
-            t1 = time.perf_counter()
-            prepared = self.prepare(q, turns)
-        except StoreUnavailableError:
+            q = clean_question(question, self.settings.max_question_chars)
+            turns = clean_history(history, self.settings.max_question_chars)
+            return self._answer(q, turns, t0)
+        except InputError as exc:
+            text = str(exc)
+            return Problem(ProblemKind.INPUT, f"{text[:1].upper()}{text[1:]}.", exc.field or "question")
+        except StoreUnavailableError as exc:
             with self._lock:  # reconnect and reload on the next question
                 self._client, self._state, self._checked = None, None, 0.0
-            return Answer(q, UNAVAILABLE, (), True, {"total": _ms(t0)}, unavailable=True)
+            return Problem(ProblemKind.UNAVAILABLE, UNAVAILABLE, detail=str(exc), cause=exc)
+        except PartnerbotError as exc:  # no usable index or reader: the message says what to run
+            return Problem(ProblemKind.NOT_READY, NOT_READY, detail=str(exc), cause=exc)
+
+    def _answer(self, q: str, turns: list[str], t0: float) -> Answer:
+        """The answer to the cleaned question `q`.
+
+        Raises:
+            StoreUnavailableError: the vector store cannot be reached.
+            IndexNotBuiltError / IndexMismatchError / SelectorError: no usable index or reader.
+        """
+        state = self._current()
+        reply = foreign_reply(q, state.normalizer.vocabulary)
+        if reply is not None:
+            self._unanswered(q)
+            return Answer(q, reply.text, (), True, {"total": _ms(t0)}, (), state.version, language=reply.code,
+                          outcome=Outcome.DECLINED)
+        t1 = time.perf_counter()
+        prepared = self.prepare(q, turns)
         t2 = time.perf_counter()
         reading = self._read(prepared)
         text, sources = _compose(state, reading)
@@ -271,14 +253,15 @@ class Assistant:
                    "retrieve": (t2 - t1) * 1000 - prepared.embed_ms, "compose": (t3 - t2) * 1000,
                    "total": (t3 - t0) * 1000}
         doc_ids = tuple(dict.fromkeys(h.chunk.doc_id for h in prepared.hits))
-        if reading.outcome != "answered":
+        outcome = Outcome(reading.outcome)
+        if outcome != Outcome.ANSWERED:
             self._unanswered(q)  # declined and uncertain questions are what staff should label next
-        if reading.outcome == "declined":
+        if outcome == Outcome.DECLINED:
             return Answer(q, REFUSAL, (), True, timings, doc_ids, state.version, evidence=reading.scores,
-                          outcome="declined")
+                          outcome=outcome)
         answer = Answer(q, text, tuple(sources), False, timings, doc_ids, state.version, evidence=reading.scores,
-                        outcome=reading.outcome)
-        if reading.outcome == "answered" and self.settings.llm_url and self.settings.answerer == "fitted":
+                        outcome=outcome)
+        if outcome == Outcome.ANSWERED and self.settings.llm_url:
             # a model rewrites the chosen quotes
             return self.writer.write(answer, state.sentence_vecs[[i for i, _ in reading.picked]])
         return answer
@@ -289,13 +272,8 @@ class Assistant:
             unanswered.record(self.settings, question)
 
     def _read(self, prepared: Prepared) -> Reading:
-        """The reader's outcome for a prepared question (or the hand-set heuristic's, for comparisons)."""
-        state, query = prepared.state, prepared.query
-        if self.settings.answerer == "heuristic":
-            picked, scores = heuristic.pick(self.settings, state, query.question, query.context, query.vector,
-                                            prepared.hits)
-            return Reading("answered" if picked else "declined", tuple(picked), scores)
-        return self.reader.read(state, prepared.candidates, query.vector)
+        """The reader's outcome for a prepared question."""
+        return self.reader.read(prepared.state, prepared.candidates, prepared.query.vector)
 
 
 def _compose(state: Version, reading: Reading) -> tuple[str, list[Source]]:

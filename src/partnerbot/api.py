@@ -1,50 +1,55 @@
-"""The HTTP API: `POST /api/ask`, the OpenAI-compatible `/v1/chat/completions` and `/v1/models`, and `/metrics`.
+"""The HTTP API: `POST /api/ask` and `/metrics` here, the OpenAI-compatible `/v1/*` in `openai_api`.
 
-Every answer comes from `Assistant.ask` and is serialised by `Answer.to_dict()`, the `ask --json` shape.
-Status codes: 400 or 422 for bad input (with a message naming the problem), 429 when the client is over
-its rate limit (see `limits`), 503 with `unavailable: true` when the vector store is down.
+Every request's text is cleaned (`sanitize`) before anything else sees it; every result comes from
+`replies.Asker` and is told by `replies`: an answer is the `ask --json` JSON with 200; a problem is
+`{"error": {"code", "message", "field"}}` on `/api/*` and OpenAI's error object on `/v1/*`, with its status
+(400 or 422 bad input, 411 or 413 body size, 429 rate limit, 503 unavailable, 500 anything unexpected).
+No reply is ever plain text, and writing one never fails: its strings are scrubbed first.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import re
-import time
-import uuid
-from collections.abc import AsyncIterator
 from typing import Any, Literal
 
 import anyio
 from fastapi import APIRouter, FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
+from . import replies
 from .answer import Assistant
-from .errors import InputError, PartnerbotError, StoreUnavailableError
-from .phrases import UNAVAILABLE
-from .telemetry import Metrics, outcome_of
-from .types import Answer
+from .errors import InputError
+from .phrases import TROUBLE
+from .replies import Asker, Result
+from .sanitize import clean_history, clean_question, scrub
+from .telemetry import Metrics
+from .types import Answer, Problem, ProblemKind
 
 log = logging.getLogger("partnerbot.api")
-MODEL_ID = "partnerbot"
 MAX_BODY = 64 * 1024
-TROUBLE = "Sorry, something went wrong while answering. Please try again."
-NOT_READY = "The assistant is not ready: its index is missing or out of date. Please try again later."
-STARTED = int(time.time())
+_ENDPOINTS = {"/api/ask": "api_ask", "/v1/chat/completions": "chat_completions"}
 
 
-def error_json(question: str, message: str, unavailable: bool = False) -> dict[str, Any]:
-    """The answer shape for a question that got no answer: refused, no sources, and an `error` message."""
-    return {"question": question, "answer": message, "outcome": "unavailable" if unavailable else "declined",
-            "refused": True, "unavailable": unavailable, "sources": [],
-            "timings_ms": {}, "error": message}
+class SafeJSONResponse(JSONResponse):
+    """JSON whose strings are scrubbed of lone surrogates before encoding, so writing a reply cannot fail."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(replies.safe(content), ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
 
 
-def input_message(exc: InputError) -> str:
-    text = str(exc)
-    return f"{text[:1].upper()}{text[1:]}."
+def problem_response(problem: Problem, path: str) -> JSONResponse:
+    """`problem` in the shape of the route at `path`: OpenAI's error object under `/v1/`, the project's elsewhere."""
+    if path.startswith("/v1/"):
+        status, data = replies.openai_error(problem)
+    else:
+        status, data = replies.status(problem), replies.body(problem)
+    return SafeJSONResponse(data, status_code=status, headers=replies.headers(problem))
 
 
 # -- request and response models (the OpenAPI schema at /docs) -------------------------------------------------
@@ -77,253 +82,194 @@ class AnswerOut(BaseModel):
     """The `partnerbot ask --json` shape. Each `[n]` in `answer` is source `n`."""
 
     model_config = ConfigDict(extra="allow")
-    question: str
+    question: str = Field(description="The question as it was read: cleaned of markup and control characters.")
     answer: str
     outcome: Literal["answered", "uncertain", "declined", "unavailable"] = Field(
         description="`answered`: confident, quoted sentences; `uncertain`: in scope but not confident, so `answer` "
-                    "says so and lists the closest passages; `declined`: outside the sources, no sources; "
-                    "`unavailable`: the document store cannot be reached.")
-    refused: bool = Field(description="True when nothing was answered: `outcome` is `declined` or `unavailable`.")
-    unavailable: bool
+                    "says so and lists the closest passages; `declined`: outside the sources, no sources. "
+                    "(`unavailable` is the outcome of a 503, whose body is an `ErrorOut`.)")
+    refused: bool = Field(description="True when nothing was answered (`outcome` is `declined`).")
+    unavailable: bool = Field(description="Always false in an answer: an unavailable service answers 503.")
     language: str = Field(description="The question's language; a question not in English gets a reply in it.")
     mode: str = Field(description="`extractive` (quoted) or `generated` (written by a language model, each sentence checked).")
     fallback: str = Field(description="Why a generated answer fell back to quotes; empty otherwise.")
     sources: list[SourceOut]
     timings_ms: dict[str, float]
-    error: str | None = Field(None, description="Only when the question could not be answered: why.")
 
 
-class TextPart(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    type: str
-    text: str | None = None
+class ErrorDetail(BaseModel):
+    code: str = Field(description="What went wrong: invalid_input, invalid_request, invalid_body, body_too_large, "
+                                  "length_required, not_found, method_not_allowed, rate_limited, unavailable, "
+                                  "not_ready or internal_error.")
+    message: str = Field(description="What went wrong and what to do, for a person.")
+    field: str | None = Field(description="The piece of the request at fault (`question`, `history[2]`), if one is.")
 
 
-class ChatMessage(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    role: Literal["system", "developer", "user", "assistant", "tool", "function"]
-    content: str | list[TextPart] | None = None
-
-
-class ChatRequest(BaseModel):
-    """An OpenAI chat completion request. Sampling options are accepted and ignored: answers are extractive."""
+class ErrorOut(BaseModel):
+    """Every 4xx and 5xx reply of `/api/ask`."""
 
     model_config = ConfigDict(extra="allow")
-    model: str = Field(examples=[MODEL_ID])
-    messages: list[ChatMessage] = Field(min_length=1)
-    stream: bool = False
+    error: ErrorDetail
+    unavailable: bool | None = Field(None, description="True (with `outcome: unavailable`) on a 503: try again later.")
+    rate_limited: bool | None = Field(None, description="True on a 429; `retry_after_s` says when to try again.")
 
 
 # -- helpers -----------------------------------------------------------------------------------------------------
-class Answering:
-    """Runs `Assistant.ask` in worker threads (a bounded number at once) and counts what happened."""
-
-    def __init__(self, assistant: Assistant, metrics: Metrics, concurrency: int):
-        self.assistant = assistant
-        self.metrics = metrics
-        self.limiter = anyio.CapacityLimiter(concurrency)
-
-    async def ask(self, endpoint: str, question: str, history: list[str],
-                  fields: dict[str, Any]) -> tuple[int, Answer | None, str]:
-        """(HTTP status, the answer or None, a message when there is no answer); `fields` go to the access log."""
-        t0 = time.perf_counter()
-        fields.update(question=question)
-        answer: Answer | None = None
-        try:
-            answer = await anyio.to_thread.run_sync(self.assistant.ask, question, history, limiter=self.limiter)
-        except InputError as exc:
-            status, outcome, message = 400, "invalid", input_message(exc)
-        except StoreUnavailableError:
-            status, outcome, message = 503, "unavailable", UNAVAILABLE
-        except PartnerbotError as exc:
-            log.error("cannot answer: %s", exc)
-            status, outcome, message = 503, "unavailable", NOT_READY
-        except Exception:  # never a stack trace or a path for the public
-            log.exception("unexpected error while answering")
-            status, outcome, message = 500, "error", TROUBLE
-        if answer is not None:
-            outcome, message = outcome_of(answer), ""
-            status = 503 if answer.unavailable else 200
-            fields.update(index_version=answer.index_version)
-        fields.update(endpoint=endpoint, outcome=outcome)
-        self.metrics.observe(endpoint, outcome, time.perf_counter() - t0, answer)
-        return status, answer, message
+def _field(loc: Any) -> str | None:
+    """A pydantic error location as a field path: ("body", "history", 2) -> `history[2]`."""
+    parts = [scrub(str(p))[:60] for p in tuple(loc)[1:]]
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if p.isdigit() else (f".{p}" if out else p)
+    return out or None
 
 
-def _validation_message(exc: RequestValidationError) -> str:
+def validation_problem(exc: RequestValidationError) -> Problem:
+    """The problem of a body that is not JSON, or does not fit the schema; `field` is the first field at fault."""
     problems = []
+    unreadable = False
     for err in exc.errors():
-        where = ".".join(str(p) for p in err.get("loc", ())[1:]) or "body"
+        where = _field(err.get("loc", ()))
         if err.get("type") == "json_invalid":
+            unreadable = True
             problems.append(f"the body is not valid JSON ({err.get('ctx', {}).get('error', 'decode error')})")
-        elif err.get("type") == "missing" and where == "body":
+        elif err.get("type") == "missing" and where is None:
+            unreadable = True
             problems.append("the body is empty: send a JSON object")
-        elif where == "body":  # a list, a string, or a body not sent as JSON at all
+        elif err.get("type") == "string_unicode":  # pydantic cannot read a name holding a lone surrogate
+            problems.append("a name in the body is not valid Unicode")
+        elif where is None:  # a list, a string, or a body not sent as JSON at all
             problems.append("the body must be a JSON object, sent with Content-Type: application/json")
         else:
-            problems.append(f"{where}: {err.get('msg', 'invalid')}")
-    return "invalid request: " + "; ".join(problems)
+            problems.append(f"{where}: {scrub(str(err.get('msg', 'invalid')))}")
+    first = next((f for e in exc.errors() if e.get("type") != "json_invalid"  # its location is a character offset
+                  and (f := _field(e.get("loc", ()))) is not None), None)
+    kind = ProblemKind.INVALID_BODY if unreadable else ProblemKind.INVALID_REQUEST
+    return Problem(kind, "Invalid request: " + "; ".join(problems) + ".", first)
 
 
-def openai_error(status: int, message: str, kind: str, code: str | None = None, **extra: Any) -> JSONResponse:
-    return JSONResponse({"error": {"message": message, "type": kind, "param": None, "code": code}, **extra},
-                        status_code=status)
+def http_problem(exc: HTTPException) -> Problem:
+    """The problem behind one of Starlette's or FastAPI's own HTTP errors (a body that is not UTF-8, a wrong method)."""
+    if isinstance(exc.__cause__, UnicodeDecodeError):
+        return Problem(ProblemKind.INVALID_BODY, "Invalid request: the body is not valid UTF-8: send JSON encoded as UTF-8.")
+    kind = {404: ProblemKind.NOT_FOUND, 405: ProblemKind.METHOD_NOT_ALLOWED, 413: ProblemKind.TOO_LARGE}.get(
+        exc.status_code, ProblemKind.INVALID_BODY if exc.status_code < 500 else ProblemKind.INTERNAL)
+    words = {ProblemKind.NOT_FOUND: "There is nothing at this address; see /docs for the API.",
+             ProblemKind.METHOD_NOT_ALLOWED: "This address does not accept this method; see /docs for the API.",
+             ProblemKind.TOO_LARGE: f"The request body must be at most {MAX_BODY:,} bytes.",
+             ProblemKind.INTERNAL: TROUBLE}
+    return Problem(kind, words.get(kind, "Invalid request: the body could not be read."))
 
 
-def content_text(message: ChatMessage) -> str:
-    """The text of a message; content parts other than text are refused.
-
-    Raises:
-        InputError: a part is not text.
-    """
-    if message.content is None:
-        return ""
-    if isinstance(message.content, str):
-        return message.content
-    kinds = sorted({p.type for p in message.content if p.type != "text"})
-    if kinds:
-        raise InputError(f"only text content is supported, not {', '.join(kinds)}")
-    return "\n".join(p.text or "" for p in message.content)
-
-
-def chat_content(data: dict[str, Any]) -> str:
-    """The reply text: the answer with its `[n]` markers, then the numbered sources."""
-    lines = [data["answer"]]
-    if data["sources"]:
-        lines.append("\nSources:")
-        lines += [f"[{s['n']}] {s['title']}, section \"{s['section']}\" (as of {s['date']}): {s['url']}"
-                  for s in data["sources"]]
-    return "\n".join(lines)
-
-
-def _pieces(text: str) -> list[str]:
-    """The text in a few pieces that join back to it exactly (for streaming)."""
-    words = re.findall(r"\S+\s*|\s+", text)
-    return ["".join(words[i : i + 4]) for i in range(0, len(words), 4)] or [""]
+def _log(request: Request) -> dict[str, Any]:
+    """The access log's fields for this request (see `telemetry.AccessLogMiddleware`)."""
+    return request.scope.setdefault("state", {}).setdefault("log", {})  # type: ignore[no-any-return]
 
 
 # -- routes ----------------------------------------------------------------------------------------------------------
+class Front:
+    """What every API route shares: asking in worker threads (a bounded number at once), refusing with a problem,
+    and the access log's fields."""
+
+    def __init__(self, assistant: Assistant, metrics: Metrics, concurrency: int):
+        self.assistant = assistant
+        self.asker = Asker(assistant, metrics)
+        self.limiter = anyio.CapacityLimiter(concurrency)
+        self.limit = assistant.settings.max_question_chars
+
+    async def answer(self, request: Request, endpoint: str, question: str, history: list[str]) -> Result:
+        """The result for a cleaned question, counted under `endpoint`."""
+        result: Result = await anyio.to_thread.run_sync(self.asker.ask, endpoint, question, history,
+                                                        limiter=self.limiter)
+        fields = _log(request)
+        fields.update(endpoint=endpoint, outcome=replies.metric(result))
+        if isinstance(result, Answer):
+            fields.update(question=result.question, index_version=result.index_version)
+        return result
+
+    def refuse(self, request: Request, problem: Problem) -> JSONResponse:
+        """A problem found before asking, counted and logged as such, in the shape of its route."""
+        endpoint = _ENDPOINTS.get(request.url.path.rstrip("/"))
+        if endpoint:
+            self.asker.count(endpoint, problem)
+            _log(request).update(endpoint=endpoint, outcome=replies.metric(problem))
+        return problem_response(problem, request.url.path)
+
+
 def register(app: FastAPI, assistant: Assistant, metrics: Metrics, concurrency: int) -> None:
     """Add the API's routes and its error handlers to `app` (before the chat page is mounted at `/`)."""
-    answering = Answering(assistant, metrics, concurrency)
+    from .openai_api import routes as openai_routes  # it builds on this module's `Front`
+
+    front = Front(assistant, metrics, concurrency)
+    refuse = front.refuse
     router = APIRouter()
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-        message = _validation_message(exc)
-        endpoint = {"/api/ask": "api_ask", "/v1/chat/completions": "chat_completions"}.get(request.url.path)
-        if endpoint:
-            metrics.observe(endpoint, "invalid")
-        request.scope.setdefault("state", {}).setdefault("log", {}).update(endpoint=endpoint, outcome="invalid")
-        if request.url.path.startswith("/v1/"):
-            return openai_error(400, message, "invalid_request_error")
-        # Not JSON at all, or no body: 400. JSON that does not fit the schema: 422, naming the field.
-        unreadable = any(e.get("type") == "json_invalid" or (e.get("type") == "missing" and tuple(e.get("loc", ())) ==
-                         ("body",)) for e in exc.errors())
-        status = 400 if unreadable else 422
-        return JSONResponse({"error": message, "detail": jsonable(exc.errors())}, status_code=status)
+        return refuse(request, validation_problem(exc))
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        if not request.url.path.startswith(("/api/", "/v1/")):
+            return await http_exception_handler(request, exc)
+        return refuse(request, http_problem(exc))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.error("unexpected error answering %s", request.url.path, exc_info=exc)  # the path only: no user text
+        return problem_response(Problem(ProblemKind.INTERNAL, TROUBLE), request.url.path)
 
     @app.middleware("http")
     async def body_limit(request: Request, call_next: Any) -> Any:
         if request.method == "POST" and request.url.path.startswith(("/api/", "/v1/")):
             size = request.headers.get("content-length", "")
             if not size.isdigit() or int(size) > MAX_BODY:  # a chunked body of unknown size is refused too
-                status = 411 if not size.isdigit() else 413
-                message = f"the request body must be at most {MAX_BODY:,} bytes, with a Content-Length header"
-                if request.url.path.startswith("/v1/"):
-                    return openai_error(status, message, "invalid_request_error")
-                return JSONResponse({"error": message}, status_code=status)
+                kind = ProblemKind.LENGTH_REQUIRED if not size.isdigit() else ProblemKind.TOO_LARGE
+                message = f"The request body must be at most {MAX_BODY:,} bytes, with a Content-Length header."
+                return refuse(request, Problem(kind, message))
         return await call_next(request)
 
     @router.post("/api/ask", tags=["answers"], response_model=None, responses={
-        200: {"model": AnswerOut, "description": "An answer, or a refusal (`refused: true`, no sources)."},
-        400: {"description": "Unusable input: the `error` field says why."},
-        422: {"description": "The body does not match the schema: `error` names the field."},
-        429: {"description": "Over the rate limit: wait `Retry-After` seconds."},
-        503: {"model": AnswerOut, "description": "The document store is unavailable (`unavailable: true`)."}})
+        200: {"model": AnswerOut, "description": "An answer: answered, uncertain, or declined (`refused: true`, no sources)."},
+        400: {"model": ErrorOut, "description": "Unusable input, or a body that is not JSON or not UTF-8: "
+                                                "`error.field` names the piece at fault."},
+        413: {"model": ErrorOut, "description": f"The body is over {MAX_BODY:,} bytes."},
+        422: {"model": ErrorOut, "description": "The body does not match the schema: `error.field` names the field."},
+        429: {"model": ErrorOut, "description": "Over the rate limit: wait `Retry-After` seconds."},
+        500: {"model": ErrorOut, "description": "Something unexpected failed while answering this question."},
+        503: {"model": ErrorOut, "description": "The document store or the index is unavailable (`unavailable: true`)."}})
     async def api_ask(body: AskRequest, request: Request) -> JSONResponse:
         """Answer a question from the corpus: the answer with `[n]` markers and its numbered, quoted sources."""
-        log_fields = request.scope.setdefault("state", {}).setdefault("log", {})
-        status, answer, message = await answering.ask("api_ask", body.question, body.history, log_fields)
-        if answer is not None:
-            return JSONResponse(answer.to_dict(), status_code=status)
-        return JSONResponse(error_json(body.question[:200], message, unavailable=status == 503), status_code=status)
-
-    @router.get("/v1/models", tags=["openai"])
-    async def models() -> dict[str, Any]:
-        """The one model, `partnerbot`, in OpenAI's list format."""
-        return {"object": "list", "data": [_model_card()]}
-
-    @router.get("/v1/models/{model_id}", tags=["openai"], response_model=None)
-    async def model(model_id: str) -> Any:
-        if model_id != MODEL_ID:
-            return openai_error(404, f"the model {model_id!r} does not exist; use {MODEL_ID!r}", "invalid_request_error",
-                                "model_not_found")
-        return _model_card()
-
-    @router.post("/v1/chat/completions", tags=["openai"], response_model=None)
-    async def chat_completions(body: ChatRequest, request: Request) -> Any:
-        """OpenAI-compatible chat: the last user message is the question, earlier user messages the history.
-
-        The reply's content is the answer with its `[n]` markers and a numbered list of sources; the
-        structured answer (`ask --json` shape) is in the extra field `partnerbot`. `stream: true` sends
-        server-sent events.
-        """
-        log_fields = request.scope.setdefault("state", {}).setdefault("log", {})
-        if body.model != MODEL_ID:
-            metrics.observe("chat_completions", "invalid")
-            return openai_error(404, f"the model {body.model!r} does not exist; use {MODEL_ID!r}",
-                                "invalid_request_error", "model_not_found")
         try:
-            if body.messages[-1].role != "user":
-                raise InputError(f"the last message must be from the user, not the {body.messages[-1].role}")
-            question = content_text(body.messages[-1])
-            history = [content_text(m) for m in body.messages[:-1] if m.role == "user"]
+            question = clean_question(body.question, front.limit)
+            history = clean_history(body.history, front.limit)
         except InputError as exc:
-            metrics.observe("chat_completions", "invalid")
-            return openai_error(400, input_message(exc), "invalid_request_error")
-        status, answer, message = await answering.ask("chat_completions", question, history, log_fields)
-        if answer is None or status != 200:
-            kind = "invalid_request_error" if status == 400 else "server_error"
-            extra = {"unavailable": True} if status == 503 else {}
-            return openai_error(status, message or (answer.text if answer else TROUBLE), kind, None, **extra)
-        data = answer.to_dict()
-        content = chat_content(data)
-        ident, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
-        if not body.stream:
-            return JSONResponse({
-                "id": ident, "object": "chat.completion", "created": created, "model": MODEL_ID,
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
-                             "finish_reason": "stop", "logprobs": None}],
-                "partnerbot": data})
-        return StreamingResponse(_stream(ident, created, content, data), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+            return refuse(request, input_problem(exc))
+        result = await front.answer(request, "api_ask", question, history)
+        return SafeJSONResponse(replies.body(result), status_code=replies.status(result), headers=replies.headers(result))
 
     @router.get("/metrics", tags=["operations"], response_class=Response)
     async def metrics_route() -> Response:
         """Prometheus metrics: requests by endpoint and outcome, latency histograms, the active index version."""
         return Response(metrics.exposition(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
+    fallback = APIRouter()  # a router of its own, after the others: their routes are tried first
+
+    @fallback.api_route("/api/{rest:path}", include_in_schema=False, methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+    @fallback.api_route("/v1/{rest:path}", include_in_schema=False, methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+    async def nowhere(request: Request) -> JSONResponse:
+        # Without these, Gradio's page (mounted at `/`) would answer unknown API addresses in its own shape.
+        wrong_method = any(r.matches(request.scope)[0] == Match.PARTIAL for r in request.app.router.routes)
+        return refuse(request, http_problem(HTTPException(405 if wrong_method else 404)))
+
+    app.include_router(openai_routes(front))
     app.include_router(router)
+    app.include_router(fallback)
 
 
-def _model_card() -> dict[str, Any]:
-    return {"id": MODEL_ID, "object": "model", "created": STARTED, "owned_by": "partnerbot"}
+def input_problem(exc: InputError) -> Problem:
+    """The problem of unusable input, its message a sentence."""
+    text = str(exc)
+    return Problem(ProblemKind.INPUT, f"{text[:1].upper()}{text[1:]}.", exc.field)
 
 
-async def _stream(ident: str, created: int, content: str, data: dict[str, Any]) -> AsyncIterator[str]:
-    def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
-        body = {"id": ident, "object": "chat.completion.chunk", "created": created, "model": MODEL_ID,
-                "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}], **extra}
-        return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
-
-    yield chunk({"role": "assistant", "content": ""})
-    for piece in _pieces(content):
-        yield chunk({"content": piece})
-    yield chunk({}, "stop", partnerbot=data)
-    yield "data: [DONE]\n\n"
-
-
-def jsonable(errors: Any) -> list[dict[str, Any]]:
-    """Pydantic's errors without the input they echo (it may be large, or anything at all)."""
-    return [{"type": e.get("type"), "loc": [str(p) for p in e.get("loc", ())], "msg": e.get("msg")} for e in errors]

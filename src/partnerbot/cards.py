@@ -162,9 +162,16 @@ def answer_text_html(data: dict[str, Any], number: int) -> str:
     return "".join(f"<p>{linked(part, number, sources)}</p>" for part in text.split("\n") if part.strip())
 
 
+def _outcome(data: dict[str, Any]) -> str:
+    """The reply's outcome; "problem" for a request that got no answer (it carries an `error`)."""
+    if data.get("error") and not data.get("outcome"):
+        return "problem"
+    return str(data.get("outcome") or ("declined" if data.get("refused") else "answered"))
+
+
 def message_html(data: dict[str, Any], number: int, lookup: Lookup, checked: str) -> str:
     """One answer message of the chat: one look for every outcome (answered, uncertain, declined, a problem)."""
-    outcome = data.get("outcome") or ("declined" if data.get("refused") else "answered")
+    outcome = _outcome(data)
     generated = (f"<p class='pb-generated'><em>{html.escape(GENERATED_NOTE)}</em></p>"
                  if data.get("mode") == "generated" else "")
     try_these = ("<p class='pb-try'>You could ask one of these instead:</p>"
@@ -175,7 +182,6 @@ def message_html(data: dict[str, Any], number: int, lookup: Lookup, checked: str
 
 def example_options(data: dict[str, Any]) -> list[dict[str, str]]:
     """The example questions offered as buttons under a decline (none under any other reply)."""
-    outcome = data.get("outcome") or ("declined" if data.get("refused") else "answered")
-    if outcome != "declined" or data.get("error"):
+    if _outcome(data) != "declined" or data.get("error"):
         return []
     return [{"label": q, "value": q} for q in EXAMPLE_QUESTIONS]

@@ -177,13 +177,16 @@ def ask(
 ) -> None:
     """Answer one question from the corpus, with numbered sources.
 
-    Exit codes: 0 answered or declined, 1 error, 4 the document store (or, with --url, the server) is unavailable.
+    Exit codes: 0 answered, uncertain or declined; 1 unusable input or another error; 4 the document store (or,
+    with --url, the server) is unavailable. With --json, a question that gets no answer prints its error JSON.
 
     Example: partnerbot ask "When were they created?" --history "What is BEST?"
              partnerbot ask "What is HERO Corps?" --url http://127.0.0.1:7860 --json
     """
+    from . import replies
     from .progress import step
     from .terminal import print_answer
+    from .types import Problem
 
     try:
         if url:
@@ -191,7 +194,7 @@ def ask(
                 raise PartnerbotError("--retriever applies to the local assistant; a server answers with its own settings")
             from .remote import ask as ask_server
 
-            answer = ask_server(url, question, history or [])
+            result = ask_server(url, question, history or [])
         else:
             settings = _settings(retriever=retriever)
             with step(err, "loading the embedding model"):
@@ -199,19 +202,19 @@ def ask(
                 from .embed import embed_model
 
                 embed_model(settings)
-            answer = Assistant(settings, front_end=True).ask(question, history or [])
-    except StoreUnavailableError as exc:
+            result = replies.ask(Assistant(settings, front_end=True), question, history or [])
+    except StoreUnavailableError as exc:  # with --url: the server cannot be reached
         err.print(f"Error: {exc}", highlight=False, markup=False, soft_wrap=True)
         raise typer.Exit(4) from exc
     except PartnerbotError as exc:
         _fail(exc)
     if as_json:
-        sys.stdout.write(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2) + "\n")
-    if answer.unavailable:  # an outage is not a refusal: say so, and exit with its own code
-        err.print(f"Error: {answer.text}", highlight=False, markup=False)
-        raise typer.Exit(4)
+        sys.stdout.write(json.dumps(replies.body(result), ensure_ascii=False, indent=2) + "\n")
+    if isinstance(result, Problem):  # no answer: say why (an operator's detail when there is one) and exit non-zero
+        err.print(f"Error: {result.detail or result.message}", highlight=False, markup=False, soft_wrap=True)
+        raise typer.Exit(replies.exit_code(result))
     if not as_json:
-        print_answer(out, answer)
+        print_answer(out, result)
 
 
 @app.command()
@@ -276,8 +279,8 @@ def evaluate(
         "--cases", help="A cases file or folder (repeatable); default: the test split, <evals_dir>/test/.")] = None,
     retriever: Annotated[str | None, typer.Option(help="hybrid, dense or bm25.")] = None,
     answerer: Annotated[str | None, typer.Option(
-        help="fitted (default); heuristic: the hand-set answerer, for a side-by-side comparison; generated: "
-             "fitted, then written by the model at PARTNERBOT_LLM_URL and checked.")] = None,
+        help="fitted (default): the quoted answers; generated: fitted, then written by the model at "
+             "PARTNERBOT_LLM_URL and checked.")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the JSON report here.")] = None,
     html_out: Annotated[Path | None, typer.Option("--html", help="Write the HTML report here.")] = None,
     compare: Annotated[Path | None, typer.Option(help="A previous JSON report to compare with.")] = None,
@@ -288,7 +291,6 @@ def evaluate(
     """Run evaluation cases through the assistant and report what passed, what failed and why.
 
     Example: partnerbot eval --check                (the test split, against evals/thresholds.toml)
-             partnerbot eval --answerer heuristic --json heuristic.json
              PARTNERBOT_LLM_URL=http://127.0.0.1:8080/v1 partnerbot eval --answerer generated
     """
     from .evals import check_thresholds, load_cases, load_thresholds, report, run_cases
@@ -299,12 +301,11 @@ def evaluate(
     try:
         if retriever not in (None, "hybrid", "dense", "bm25"):
             raise PartnerbotError(f"--retriever must be hybrid, dense or bm25, got {retriever!r}")
-        if answerer not in (None, "fitted", "heuristic", "generated"):
-            raise PartnerbotError(f"--answerer must be fitted, heuristic or generated, got {answerer!r}")
+        if answerer not in (None, "fitted", "generated"):
+            raise PartnerbotError(f"--answerer must be fitted or generated, got {answerer!r}")
         generated = answerer == "generated"
         # Only --answerer generated writes answers with a model; every other run measures the quoted answers.
-        settings = _settings(retriever=retriever, answerer="fitted" if generated else answerer,
-                             llm_url=None if generated else "")
+        settings = _settings(retriever=retriever, llm_url=None if generated else "")
         if generated and not settings.llm_url:
             raise PartnerbotError("--answerer generated needs a model endpoint: set PARTNERBOT_LLM_URL "
                                   "(e.g. http://127.0.0.1:8080/v1) and PARTNERBOT_LLM_MODEL")
@@ -320,7 +321,7 @@ def evaluate(
             label = f"evaluating {len(loaded)} cases"
             steps(label, 0, len(loaded))
             results = run_cases(assistant, loaded, lambda _case: steps(label, 1, len(loaded)))
-        data = report(results, retriever=settings.retriever, answerer=answerer or settings.answerer,
+        data = report(results, retriever=settings.retriever, answerer=answerer or "fitted",
                       index_version=assistant.version)
         previous = None
         if compare:

@@ -24,9 +24,15 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 @functools.lru_cache(maxsize=4)
 def _load(model_path: str) -> Any:
+    import torch
     from llama_index.embeddings.huggingface import HuggingFaceEmbedding
 
-    return HuggingFaceEmbedding(model_name=model_path, device="cpu", normalize=True, embed_batch_size=64)
+    # Computed in float32 whatever precision the weights are stored in: on a CPU, half precision is slower (on one
+    # thread, 26 ms against 19 ms a question, and 510 ms against 172 ms for a batch of 32), and its rounding makes a
+    # question's vector depend on the other questions in its batch (up to 2e-4 apart, against 1e-7 in float32), so
+    # one client's question could reorder the passages shown to another. The test split scores the same either way.
+    return HuggingFaceEmbedding(model_name=model_path, device="cpu", normalize=True, embed_batch_size=64,
+                                model_kwargs={"dtype": torch.float32})
 
 
 def embed_model(settings: Settings) -> Any:
@@ -39,6 +45,11 @@ def _tokenizer(model_path: str) -> Any:
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(model_path, local_files_only=True)
+
+
+def count_tokens(settings: Settings, text: str) -> int:
+    """How many tokens of the embedding model's own tokenizer `text` holds (without [CLS] and [SEP])."""
+    return len(embed_model(settings)._model.tokenizer.tokenize(text))
 
 
 def token_splitter(settings: Settings) -> Callable[[str], list[str]]:
@@ -68,12 +79,16 @@ def embed_texts(settings: Settings, texts: Sequence[str], on_batch: Callable[[in
 
 def embed_query(settings: Settings, text: str) -> np.ndarray:
     """The unit-length embedding of one question."""
-    return np.asarray(embed_model(settings).get_query_embedding(text), dtype=np.float32)
+    return _embed_queries(settings, [text])[0]
 
 
 def _embed_queries(settings: Settings, texts: list[str]) -> np.ndarray:
-    # The very call `get_query_embedding` makes for one text (same prompt, same normalisation), over a list.
-    vectors = embed_model(settings)._embed(texts, prompt_name="query")
+    # The very encoding `get_query_embedding` does (same model, prompt and normalisation), over a list, called on
+    # the sentence-transformers model itself: llama-index wraps it in three tries with 4 to 10 s waits, which
+    # hold every question behind one that can never be embedded.
+    model = embed_model(settings)
+    vectors = model._model.encode(texts, batch_size=model.embed_batch_size, prompt_name="query",
+                                  normalize_embeddings=model.normalize, show_progress_bar=False)
     return np.asarray(vectors, dtype=np.float32).reshape(len(texts), -1)
 
 
@@ -83,6 +98,9 @@ class QueryBatcher:
     Callers block in `embed`; one worker thread takes the first waiting question, collects more for up
     to `wait_ms` or until `max_batch` are waiting, and embeds them in one forward pass. Under load the
     next batch fills while the current one is embedded, so throughput rises with the load.
+
+    One question that cannot be embedded fails alone: when a batch fails, each of its questions is embedded
+    on its own, once, so the bad one gets its error and the others their vectors. Nothing is retried.
     """
 
     def __init__(self, encode: Callable[[list[str]], np.ndarray], max_batch: int, wait_ms: float):
@@ -98,7 +116,7 @@ class QueryBatcher:
         """The embedding of `text`, computed in a batch with whatever else is waiting.
 
         Raises:
-            Whatever the encoder raised for the batch.
+            Whatever the encoder raised for `text` (embedded on its own).
         """
         if self._worker is None:
             with self._start_lock:
@@ -121,12 +139,18 @@ class QueryBatcher:
             self.batch_sizes[len(batch)] += 1
             try:
                 vectors = self._encode([text for text, _ in batch])
-            except Exception as exc:  # every caller of this batch gets the error
-                for _, future in batch:
-                    future.set_exception(exc)
+            except Exception:  # one bad question must not fail the others: find it by embedding each alone
+                for item in batch:
+                    self._one(*item)
                 continue
             for (_, future), vector in zip(batch, vectors, strict=True):
                 future.set_result(vector)
+
+    def _one(self, text: str, future: Future[np.ndarray]) -> None:
+        try:
+            future.set_result(self._encode([text])[0])
+        except Exception as exc:
+            future.set_exception(exc)
 
 
 def query_embedder(settings: Settings, batching: bool) -> Callable[[str], np.ndarray]:

@@ -53,7 +53,11 @@ class StoreUnavailableError(PartnerbotError):
 
 
 class InputError(PartnerbotError):
-    """A question or an option is unusable as given."""
+    """A question or an option is unusable as given; `field` names the piece of input (`question`, `history[2]`)."""
+
+    def __init__(self, message: str, field: str | None = None):
+        self.field = field
+        super().__init__(message)
 
 
 class EvalError(PartnerbotError):

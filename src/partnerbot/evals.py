@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 
 from .cases import Case, Span, load_cases, locate_evidence
-from .errors import EvalError, IndexMismatchError, InputError
+from .errors import EvalError, IndexMismatchError, PartnerbotError
 from .phrases import CITATION_RE
-from .types import Answer
+from .types import Answer, Problem, ProblemKind
 
 STATUSES = ("answered", "uncertain", "refused", "input_error", "unavailable")
 _CITED_RUN = re.compile(r"(?:\[\d+\])+")  # a generated answer's sentences each end with one run of markers
@@ -139,12 +139,14 @@ def run_cases(assistant: Any, cases: Sequence[Case], progress: Any = None) -> li
     for case in cases:
         t0 = time.perf_counter()
         status = ""
-        try:
-            answer = assistant.ask(case.question, list(case.history))
-            status = "unavailable" if answer.unavailable else ""
-        except InputError as exc:
-            answer = Answer(case.question, str(exc), (), True, {"total": (time.perf_counter() - t0) * 1000})
-            status = "input_error"
+        result = assistant.ask(case.question, list(case.history))
+        if isinstance(result, Problem):
+            if result.kind not in (ProblemKind.INPUT, ProblemKind.UNAVAILABLE):  # no usable index: nothing to measure
+                raise result.cause if isinstance(result.cause, PartnerbotError) else PartnerbotError(result.message)
+            status = "input_error" if result.kind == ProblemKind.INPUT else "unavailable"
+            answer = Answer(case.question, result.message, (), True, {"total": (time.perf_counter() - t0) * 1000})
+        else:
+            answer = result
         results.append(check_case(case, answer, doc_texts, spans, status))
         if progress:
             progress(case)

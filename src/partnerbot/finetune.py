@@ -127,6 +127,9 @@ def save_artifact(model: Any, folder: Path, info: dict[str, Any], fp16: bool = T
             model.float()
         for junk in ("README.md",):  # the generated model card holds timestamps: the artifact must be reproducible
             (tmp / junk).unlink(missing_ok=True)
+        os.chmod(tmp, 0o755)  # mkdtemp makes it private; the artifact is as readable as the rest of the package
+        for path in tmp.rglob("*"):
+            os.chmod(path, 0o755 if path.is_dir() else 0o644)
         sha = weights_sha256(tmp)
         manifest = {"format": FORMAT, "weights": WEIGHTS, "sha256": sha, "dtype": "float16" if fp16 else "float32",
                     **info}

@@ -4,6 +4,10 @@ partnerbot's sources are in English and it answers in English. A question in ano
 gets, in that language, a short message saying so and an example question, never a silent
 English refusal. A question counts as English when most of its words are English or corpus words:
 lingua alone is unreliable on a handful of words ("wat is 287g" reads as Afrikaans).
+
+Only the question's own words are judged (`own_words`): proper names, quoted phrases and acronyms say
+nothing of the language it is asked in, so an English question naming "Secretaría de Seguridad Pública"
+is English.
 """
 
 from __future__ import annotations
@@ -18,6 +22,12 @@ from .phrases import EXAMPLE_QUESTIONS
 
 # Words of two letters or more; in scripts written without spaces, each character is a word.
 _WORD = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff]|[^\W\d_\u3040-\u30ff\u3400-\u9fff]{2,}")
+# A quoted phrase, in straight, curly, low or angle quotes (an apostrophe inside a word is not a quote).
+_QUOTED = re.compile(r"\"[^\"]*\"|“[^”]*”|„[^“”]*[“”]|«[^»]*»|‹[^›]*›|(?<!\w)'[^']+'(?!\w)")
+# Any word, with its apostrophes and hyphens, and the end of a sentence.
+_TOKEN = re.compile(r"[^\W_](?:[\w'’-]*[^\W_])?|[.!?¿¡]")
+# Short lower-case words that join the parts of a name ("Secretaría de Seguridad Pública", "Bank of America").
+_NAME_JOINERS = frozenset(["de", "del", "della", "der", "des", "di", "do", "dos", "da", "das", "du", "la", "le", "les", "los", "las", "el", "van", "von", "y", "e", "of", "and", "the", "for", "on", "in", "al"])
 # lingua's confidence in the top language, and its lead over English, before a reply leaves English.
 MIN_CONFIDENCE = 0.25
 MIN_LEAD = 0.15
@@ -74,6 +84,36 @@ def _detector():  # type: ignore[no-untyped-def]
     return LanguageDetectorBuilder.from_languages(*languages).with_preloaded_language_models().build()
 
 
+def own_words(text: str) -> str:
+    """The words of `text` that are the asker's own: without quoted phrases, acronyms and proper names.
+
+    A proper name is a capitalised word that does not start a sentence, with the short joining words
+    ("de", "of") between two of them. Scripts without capitals keep every word. With nothing left, the
+    whole text is the asker's own (a question that is only a name is judged as written).
+    """
+    unquoted = _QUOTED.sub(" . ", text)
+    tokens = _TOKEN.findall(unquoted)
+    named = [False] * len(tokens)
+    start = True
+    for i, tok in enumerate(tokens):
+        if tok in ".!?¿¡":
+            start = True
+            continue
+        upper = sum(c.isupper() for c in tok)
+        named[i] = upper >= 2 or (upper >= 1 and tok[0].isupper() and not start)  # an acronym, or a name
+        start = False
+    i = 0
+    while i < len(tokens):  # "de la" in "Procuraduría General de la República" belongs to the name
+        j = i
+        while j < len(tokens) and not named[j] and tokens[j].lower() in _NAME_JOINERS:
+            j += 1
+        if j > i and i > 0 and j < len(tokens) and named[i - 1] and named[j]:
+            named[i:j] = [True] * (j - i)
+        i = max(j, i + 1)
+    words = [t for t, n in zip(tokens, named, strict=True) if not n and t not in ".!?¿¡"]
+    return " ".join(words) if words else text
+
+
 def english_share(text: str, vocabulary: Container[str] = ()) -> float:
     """The share of the words in `text` that are common English words or corpus words; 1.0 with no words."""
     words = [w.lower() for w in _WORD.findall(text)]
@@ -85,7 +125,11 @@ def english_share(text: str, vocabulary: Container[str] = ()) -> float:
 
 
 def foreign_reply(text: str, vocabulary: Container[str] = ()) -> Reply | None:
-    """The reply for a question in another language, or None when it is English (or unclear)."""
+    """The reply for a question in another language, or None when it is English (or unclear).
+
+    Only the question's own words (`own_words`) are judged.
+    """
+    text = own_words(text)
     if english_share(text, vocabulary) >= ENGLISH_SHARE:
         return None
     values = _detector().compute_language_confidence_values(text)

@@ -14,6 +14,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from . import replies
+
 # Gradio's page assets and the streams that follow a question it has already accepted (the chat page and
 # Gradio's `/ask` charge each question inside the handler, so the page can say so politely).
 FREE_PREFIXES = ("/healthz", "/assets/", "/static/", "/gradio_api/queue/", "/gradio_api/heartbeat/",
@@ -56,13 +58,6 @@ class RateLimiter:
             del self._buckets[client]
 
 
-def limited_message(retry_after: float) -> str:
-    """The polite words for a client over its limit."""
-    seconds = max(1, math.ceil(retry_after))
-    return (f"You are asking faster than this service can answer everyone. Please wait {seconds} "
-            f"second{'s' if seconds != 1 else ''} and try again.")
-
-
 def client_key(scope: dict[str, Any]) -> str:
     """The client's address as the server sees it (after a trusted proxy's forwarding header)."""
     client = scope.get("client")
@@ -88,13 +83,8 @@ class RateLimitMiddleware:
             return
         if self.on_limited:
             self.on_limited(path)
-        message = limited_message(wait)
-        if path.startswith("/v1/"):  # the shape OpenAI clients read
-            body: dict[str, Any] = {"error": {"message": message, "type": "rate_limit_exceeded", "param": None,
-                                              "code": "rate_limited"}}
-        else:
-            body = {"error": message, "rate_limited": True, "retry_after_s": math.ceil(wait)}
-        data = json.dumps(body).encode()
+        problem = replies.rate_limited(wait)
+        data = json.dumps(replies.openai_error(problem)[1] if path.startswith("/v1/") else replies.body(problem)).encode()
         await send({"type": "http.response.start", "status": 429, "headers": [
             (b"content-type", b"application/json"), (b"retry-after", str(max(1, math.ceil(wait))).encode()),
             (b"content-length", str(len(data)).encode())]})

@@ -1,6 +1,8 @@
 """Query normalisation against the corpus's own vocabulary, before retrieval and scoring.
 
-Three steps, each derived from the corpus rather than from a list of special cases:
+Three steps, each derived from the corpus rather than from a list of special cases, after accents on
+Latin letters are folded ("Secretaría" -> "Secretaria": the corpus is written in plain ASCII, and the
+embedding model folds them anyway; a word cut at its accent would be "corrected" piece by piece):
 
 - section references written loosely ("287g", "287 g", "287-G") take the corpus's form ("287(g)");
 - a word that is neither in the corpus nor in symspellpy's English frequency dictionary is corrected
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Iterable
 from importlib import resources
@@ -24,6 +27,19 @@ _URL = re.compile(r"https?://\S+|\b[\w.-]+\.(?:gov|com|org)\b\S*")
 _SECTION_REF = re.compile(r"\b(\d{1,4})\(([a-z])\)")
 # The English dictionary is ranked by frequency: words this common are never re-cased to an acronym.
 COMMON_ENGLISH = 30_000
+
+
+def fold_accents(text: str) -> str:
+    """`text` with each accented Latin letter as its plain letter ("í" -> "i"); other scripts are left as they are."""
+    if text.isascii():
+        return text
+    return "".join(_fold(c) for c in text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _fold(char: str) -> str:
+    base = "".join(c for c in unicodedata.normalize("NFKD", char) if not unicodedata.combining(c))
+    return base if base.isascii() and base.isalpha() else char
 
 
 @functools.lru_cache(maxsize=1)
@@ -71,8 +87,8 @@ class Normalizer:
                 self._speller.create_dictionary_entry(word, n)
 
     def __call__(self, question: str) -> str:
-        """The question with section references, spelling and name casing normalised."""
-        text = question
+        """The question with accents folded, and section references, spelling and name casing normalised."""
+        text = fold_accents(question)
         for pattern, form in self._refs:
             text = pattern.sub(form, text)
         return _WORD.sub(lambda m: self._word(m.group(0)), text)

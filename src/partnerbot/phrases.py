@@ -1,4 +1,4 @@
-"""Fixed phrases: the refusal, the outage message and the citation format."""
+"""Fixed phrases: the refusal, the messages for a request that gets no answer, and the citation format."""
 
 from __future__ import annotations
 
@@ -25,6 +25,10 @@ UNAVAILABLE = (
     "The assistant is temporarily unavailable because its document store cannot be reached. "
     "Please try again in a minute."
 )
+
+# A request without an answer (`types.Problem`): the index or reader is missing, or something unexpected failed.
+NOT_READY = "The assistant is not ready: its index is missing or out of date. Please try again later."
+TROUBLE = "Sorry, something went wrong while answering. Please try again."
 
 # Shown above an answer written by a language model (`Answer.mode == "generated"`).
 GENERATED_NOTE = "Written by a language model from the sources below: the quotes there are the evidence."

@@ -74,8 +74,6 @@ class Settings(BaseSettings):
     top_k: int = Field(6, ge=1, le=50, description="Chunks retrieved per question.")
     max_sentences: int = Field(3, ge=1, le=4, description="Most sentences quoted in one answer.")
     max_question_chars: int = Field(1000, ge=10, description="Longest question accepted, in characters.")
-    answerer: Literal["fitted", "heuristic"] = Field(
-        "fitted", description="Answer selection: the fitted selector, or the hand-set one it replaces (comparison only).")
     selector_path: Path = Field(default_factory=lambda: bundled_selector_path(),
                                 description="The fitted answer selector written by `partnerbot tune`.")
     concurrency: int = Field(16, ge=1, le=64, description="Questions answered at once, in the Gradio queue and in the HTTP API.")

@@ -19,6 +19,7 @@ from prometheus_client.registry import Collector
 
 from .types import Answer
 
+# Requests by what became of them (`replies.metric` gives each result its label).
 OUTCOMES = ("answered", "uncertain", "refused", "invalid", "unavailable", "rate_limited", "error")
 STAGES = ("embed", "retrieve", "compose")
 # Endpoints by path, for the request counter; anything else is not counted as a request for an answer.
@@ -27,13 +28,6 @@ ENDPOINTS = {"/api/ask": "api_ask", "/v1/chat/completions": "chat_completions", 
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.5, 5.0, 10.0)
 access_log = logging.getLogger("partnerbot.access")
 disable_created_metrics()  # `*_created` series double the exposition and say only when the server started
-
-
-def outcome_of(answer: Answer) -> str:
-    """answered, uncertain, refused (declined) or unavailable."""
-    if answer.unavailable:
-        return "unavailable"
-    return "refused" if answer.refused else "uncertain" if answer.outcome == "uncertain" else "answered"
 
 
 def endpoint_of(path: str) -> str:

@@ -9,9 +9,11 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.text import Text
 
-from .errors import InputError, PartnerbotError
+from . import replies
+from .errors import PartnerbotError
 from .phrases import EXAMPLE_QUESTIONS, GENERATED_NOTE
-from .types import Answer, Source
+from .replies import Result
+from .types import Answer, Problem, Source
 
 if TYPE_CHECKING:  # `ask --url` prints answers without loading the answering stack
     from .answer import Assistant
@@ -60,16 +62,16 @@ class Conversation:
         self.history: list[str] = []
         self.last: Answer | None = None
 
-    def ask(self, question: str) -> Answer:
+    def ask(self, question: str) -> Result:
         """Answer with the conversation so far as history, as the chat page does.
 
-        Raises:
-            InputError: the question is empty or too long (it is not added to the history).
+        A question that gets a `Problem` (empty, too long, the store unavailable) is not added to the history.
         """
-        answer = self.assistant.ask(question, self.history)
-        self.history.append(answer.question)
-        self.last = answer
-        return answer
+        result = replies.ask(self.assistant, question, self.history)
+        if isinstance(result, Answer):
+            self.history.append(result.question)
+            self.last = result
+        return result
 
     def new(self) -> None:
         self.history, self.last = [], None
@@ -90,16 +92,9 @@ def chat(assistant: Assistant, console: Console, read: Callable[[], str]) -> Non
         if line.startswith("/"):
             _command(conv, console, line)
             continue
-        try:
-            answer = conv.ask(line)
-        except InputError as exc:
-            console.print(f"Error: {exc}", style="red", highlight=False, markup=False)
-            continue
-        except PartnerbotError as exc:  # e.g. a reindex with other settings while chatting
-            console.print(f"Error: {exc}", style="red", highlight=False, markup=False)
-            continue
-        if answer.unavailable:
-            console.print(answer.text, style="red", highlight=False, markup=False)
+        answer = conv.ask(line)
+        if isinstance(answer, Problem):  # e.g. an empty question, or a reindex with other settings while chatting
+            console.print(f"Error: {answer.detail or answer.message}", style="red", highlight=False, markup=False)
             continue
         print_answer(console, answer)
         if answer.sources:

@@ -1,7 +1,8 @@
 """`partnerbot tune`: fine-tune the embedding model and fit the reader, on the train split only.
 
-1. Every usable train case runs through the serving path (`Assistant.prepare`) on the active index: its
-   retrieved chunks, candidate sentences and features. A candidate is gold when it overlaps the case's
+1. Every usable train case runs through the serving path (`Assistant.prepare`) on an index of the corpus
+   embedded with the base model (built and kept in `<data_dir>/tune-index`): its retrieved chunks,
+   candidate sentences and features. A candidate is gold when it overlaps the case's
    evidence.
 2. Cross-fitting. The cases are split into `folds` groups. For each, the embedding model is fine-tuned
    (`finetune.train`) on the other groups' (question, gold sentence, hardest wrong candidate) triplets,
@@ -22,6 +23,8 @@ Everything is seeded, so the same cases, index and seed give the same artifacts 
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -32,9 +35,11 @@ import numpy as np
 
 from . import finetune
 from .answer import Assistant, clean_history, clean_question
+from .artifact import is_artifact, read_manifest, weights_sha256_cached
 from .cases import Case, Span, load_cases, locate_evidence
 from .chunk import sentence_context
 from .errors import PartnerbotError
+from .index import build_index
 from .language import foreign_reply
 from .reader.features import FEATURES, Query, featurize
 from .reader.model import Linear, Selector, Thresholds, write_selector
@@ -86,6 +91,14 @@ class TuneReport:
     thresholds: Thresholds
     figures: dict[str, float]
     seconds: dict[str, float]
+
+
+def candidate_settings(settings: Settings) -> Settings:
+    """Settings for the index `tune` reads candidates from: the corpus embedded with the base model, in a local
+    folder of its own, so that what `tune` learns depends on the cases, the corpus and the seed, never on the
+    model that serves today."""
+    return settings.model_copy(update={"data_dir": settings.data_dir / "tune-index",
+                                       "embed_model": settings.base_model_path, "chroma_url": ""})
 
 
 def gold_sentences(state: Version, spans: Sequence[Span]) -> tuple[int, ...]:
@@ -150,21 +163,49 @@ def assign_folds(items: Sequence[Item], folds: int, seed: int) -> None:
         items[int(i)].fold = rank % folds
 
 
+def _key(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
 def cross_fit(state: Version, items: Sequence[Item], base: str, config: finetune.TrainConfig, folds: int,
-              log: Callable[[str], None]) -> None:
-    """Give every item its out-of-fold features and question vector (see the module's step 2)."""
+              cache_dir: Path | None, log: Callable[[str], None]) -> np.ndarray:
+    """Give every item its out-of-fold features and question vector (see the module's step 2).
+
+    Returns each fold model's vectors of every item's question (folds x items x dimensions). The fold
+    models' vectors are cached in `cache_dir`, keyed by everything they depend on, so refitting the
+    reader alone takes seconds.
+    """
+    from .artifact import weights_sha256_cached
+
     texts = contexts(state)
-    for k in range(folds):
-        t0 = time.perf_counter()
-        model = finetune.train(base, triplets(state, [it for it in items if it.fold != k]), config)
-        vecs = encode(model, texts)
-        held = [it for it in items if it.fold == k]
-        qvecs = encode(model, [it.query.context for it in held])
-        for it, qv in zip(held, qvecs, strict=True):
-            query = Query(it.query.question, it.query.context, qv)
-            it.oof_matrix = featurize(state, query, it.hits, vecs).matrix
-            it.oof_vector = qv
-        log(f"fold {k + 1}/{folds}: tuned and scored {len(held)} held-out cases in {finetune.elapsed(t0)} s")
+    plans = [triplets(state, [it for it in items if it.fold != k]) for k in range(folds)]
+    key = _key(weights_sha256_cached(Path(base)), config, folds, texts, [[it.query.context, it.fold] for it in items],
+               [[(t.anchor, t.positive, t.negative) for t in plan] for plan in plans])
+    cached = cache_dir / f"cross-fit-{key}.npz" if cache_dir else None
+    if cached is not None and cached.exists():
+        with np.load(cached) as npz:
+            sentence_vecs, question_vecs = npz["sentences"], npz["questions"]
+        log(f"cross-fitted vectors reused from {cached}")
+    else:
+        sentence_vecs = np.zeros((folds, len(texts), 0), dtype=np.float32)
+        question_vecs = np.zeros((folds, len(items), 0), dtype=np.float32)
+        svs, qvs = [], []
+        for k in range(folds):
+            t0 = time.perf_counter()
+            model = finetune.train(base, plans[k], config)
+            svs.append(encode(model, texts))
+            qvs.append(encode(model, [it.query.context for it in items]))
+            log(f"fold {k + 1}/{folds}: tuned on {len(plans[k])} triplets and encoded in {finetune.elapsed(t0)} s")
+        sentence_vecs, question_vecs = np.stack(svs), np.stack(qvs)
+        if cached is not None:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            np.savez(cached, sentences=sentence_vecs, questions=question_vecs)
+    for i, it in enumerate(items):
+        qv = question_vecs[it.fold, i]
+        it.oof_matrix = featurize(state, Query(it.query.question, it.query.context, qv), it.hits,
+                                  sentence_vecs[it.fold]).matrix
+        it.oof_vector = qv
+    return question_vecs
 
 
 def _fit_linear(x: np.ndarray, y: np.ndarray, c: float, seed: int) -> Linear:
@@ -318,7 +359,9 @@ def tune(settings: Settings, cases_path: Path, *, seed: int = 13, folds: int = 3
 
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
-    assistant = Assistant(settings, check_selector=False)
+    base_settings = candidate_settings(settings)
+    build_index(base_settings)
+    assistant = Assistant(base_settings, check_selector=False)
     cases = load_cases([cases_path], assistant.doc_ids())
     items, state = collect(assistant, cases)
     n_refuse = sum(it.refuse for it in items)
@@ -331,19 +374,28 @@ def tune(settings: Settings, cases_path: Path, *, seed: int = 13, folds: int = 3
     base = settings.base_model_path
     assign_folds(items, folds, seed)
     t0 = time.perf_counter()
-    cross_fit(state, items, base, config, folds, log)
+    cache = settings.data_dir / "tune-cache"
+    cross_fit(state, items, base, config, folds, cache, log)
     seconds["cross_fit"] = finetune.elapsed(t0)
 
     t0 = time.perf_counter()
     pairs = triplets(state, items)
-    model = finetune.train(base, pairs, config)
     model_dir = model_out or settings.tuned_model_dir
-    info = {"base_model": "all-MiniLM-L6-v2", "seed": seed, "epochs": epochs, "triplets": len(pairs),
-            "cases": len(items), "loss": "MultipleNegativesRankingLoss", "batch_size": config.batch_size,
-            "learning_rate": config.learning_rate}
+    training_key = _key(weights_sha256_cached(Path(base)), config, fp16,
+                        [(t.anchor, t.positive, t.negative) for t in pairs])
     texts = contexts(state)
-    full = encode(model, texts)
-    sha = finetune.save_artifact(model, model_dir, info, fp16=fp16)
+    if is_artifact(model_dir) and read_manifest(model_dir).get("training_key") == training_key:
+        model = finetune.load_model(str(model_dir))  # the same pairs and recipe: the same weights
+        sha = str(read_manifest(model_dir)["sha256"])
+        log(f"embedding model {model_dir} was tuned on these very triplets: reused")
+        fp16 = False
+    else:
+        model = finetune.train(base, pairs, config)
+        info = {"base_model": "all-MiniLM-L6-v2", "seed": seed, "epochs": epochs, "triplets": len(pairs),
+                "cases": len(items), "loss": "MultipleNegativesRankingLoss", "batch_size": config.batch_size,
+                "learning_rate": config.learning_rate, "training_key": training_key}
+        full = encode(model, texts)
+        sha = finetune.save_artifact(model, model_dir, info, fp16=fp16)
     if fp16:  # what half precision changes: the stored model's sentence vectors against the trained ones
         stored = encode(finetune.load_model(str(model_dir)), texts)
         agree = float(np.mean(np.argmax(stored @ stored.T - 2 * np.eye(len(texts)), axis=1)

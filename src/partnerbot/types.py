@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from typing import Any
 
 COMPONENTS = ("ERO", "HSI", "OPE", "ICE")
@@ -132,9 +134,57 @@ class Dropped:
     reason: str
 
 
+class Outcome(StrEnum):
+    """What became of a question; the values are the `outcome` strings of the answer JSON."""
+
+    ANSWERED = "answered"  # confident: quoted sentences, each cited
+    UNCERTAIN = "uncertain"  # in scope, nothing confident: `phrases.UNCERTAIN`, then the closest passages, cited
+    DECLINED = "declined"  # outside the sources: `phrases.REFUSAL` (or the reply in the question's language), no sources
+    UNAVAILABLE = "unavailable"  # nothing could be answered: the document store or the index is not there
+
+
+class ProblemKind(StrEnum):
+    """Why a request got no answer; the values are the `code` of the error JSON (see `replies`)."""
+
+    INPUT = "invalid_input"  # the question (or a piece of the request) is unusable: empty, too long, not text
+    INVALID_REQUEST = "invalid_request"  # the body does not fit the schema (a field missing, of the wrong type)
+    INVALID_BODY = "invalid_body"  # the body is not JSON, not UTF-8, or empty
+    TOO_LARGE = "body_too_large"
+    LENGTH_REQUIRED = "length_required"
+    NOT_FOUND = "not_found"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    RATE_LIMITED = "rate_limited"
+    UNAVAILABLE = "unavailable"  # the document store cannot be reached
+    NOT_READY = "not_ready"  # no usable index or reader
+    INTERNAL = "internal_error"  # anything unexpected
+
+
+@dataclass(frozen=True)
+class Problem:
+    """What `Assistant.ask` (or a front end) returns instead of an `Answer`: why there is none.
+
+    `message` is for the public and `field` names the piece of input at fault (`question`, `history[2]`);
+    `detail` is for operators (the CLI prints it) and is never sent to a client; neither is `cause`, the
+    error behind the problem, which a caller that must stop (the eval gate) raises again.
+    """
+
+    kind: ProblemKind
+    message: str
+    field: str | None = None
+    detail: str = ""
+    retry_after: float = 0.0  # RATE_LIMITED: seconds until the client may ask again
+    # (`dataclasses.field`: the name `field` is taken by the field above)
+    cause: Exception | None = dataclasses.field(default=None, compare=False, repr=False)
+
+    @property
+    def outcome(self) -> Outcome | None:
+        """`Outcome.UNAVAILABLE` when the service, not the request, is at fault (and may recover by itself)."""
+        return Outcome.UNAVAILABLE if self.kind in (ProblemKind.UNAVAILABLE, ProblemKind.NOT_READY) else None
+
+
 @dataclass(frozen=True)
 class Answer:
-    """What `Assistant.ask` returns: the text with `[n]` markers and its sources."""
+    """What `Assistant.ask` returns when it answers: the text with `[n]` markers and its sources (or a refusal)."""
 
     question: str
     text: str
@@ -143,28 +193,30 @@ class Answer:
     timings_ms: dict[str, float] = field(default_factory=dict)
     retrieved_doc_ids: tuple[str, ...] = ()
     index_version: str = ""
-    unavailable: bool = False
     evidence: dict[str, float] = field(default_factory=dict)
     language: str = "en"
     mode: str = "extractive"  # "generated": written by a language model from the sources, each sentence checked
     fallback: str = ""  # why a generated answer was not given, when generation was asked for
     dropped: tuple[Dropped, ...] = ()  # generated sentences that failed verification
     extractive: str = ""  # the quoted answer a generated one was written from
-    # "answered" (confident), "uncertain" (in scope: the closest passages, shown as such), "declined" (out of
-    # scope, no sources) or "unavailable" (the store is down). `refused` is true for "declined" and "unavailable".
-    outcome: str = ""
+    # answered, uncertain or declined; `refused` is true for declined. Derived from `refused` when not given.
+    outcome: Outcome | str = ""
 
     def __post_init__(self) -> None:
-        if not self.outcome:  # derived for answers built without one (a language model's rewrite keeps its own)
-            kind = "unavailable" if self.unavailable else "declined" if self.refused else "answered"
-            object.__setattr__(self, "outcome", kind)
+        outcome = self.outcome or (Outcome.DECLINED if self.refused else Outcome.ANSWERED)
+        object.__setattr__(self, "outcome", Outcome(outcome))  # raises ValueError for an unknown outcome
+
+    @property
+    def unavailable(self) -> bool:
+        """Whether the answer says that nothing could be answered (only ever true for one read back from JSON)."""
+        return self.outcome == Outcome.UNAVAILABLE
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape shared by `ask --json` and the `/ask` endpoint."""
         return {
             "question": self.question,
             "answer": self.text,
-            "outcome": self.outcome,
+            "outcome": str(self.outcome),
             "refused": self.refused,
             "unavailable": self.unavailable,
             "language": self.language,
@@ -173,6 +225,21 @@ class Answer:
             "sources": [s.to_dict() for s in self.sources],
             "timings_ms": dict(self.timings_ms),
         }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Answer:
+        """The inverse of `to_dict`: every field the JSON carries comes back.
+
+        Raises:
+            KeyError, TypeError, ValueError: `data` is not the JSON of an answer.
+        """
+        if not isinstance(data, dict):
+            raise TypeError(f"an answer is a JSON object, not {type(data).__name__}")
+        sources = tuple(Source(**(s | {"pages": tuple(Page(**p) for p in s.get("pages", ()))})) for s in data["sources"])
+        return cls(question=data["question"], text=data["answer"], sources=sources, refused=bool(data["refused"]),
+                   timings_ms=dict(data.get("timings_ms", {})), language=str(data.get("language", "en")),
+                   mode=str(data.get("mode", "extractive")), fallback=str(data.get("fallback", "")),
+                   outcome=str(data.get("outcome", "")))
 
 
 @dataclass(frozen=True)

@@ -18,19 +18,18 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from . import __version__, api, cards, feedback
+from . import __version__, api, cards, feedback, replies
 from .answer import Assistant
-from .api import error_json
-from .errors import InputError, PartnerbotError, StoreUnavailableError
-from .limits import RateLimiter, RateLimitMiddleware, limited_message
+from .errors import PartnerbotError, StoreUnavailableError
+from .limits import RateLimiter, RateLimitMiddleware
 from .phrases import CITATION_RE, EXAMPLE_QUESTIONS, UNAVAILABLE
+from .replies import Asker
+from .sanitize import clean_text
 from .settings import Settings
-from .telemetry import AccessLogMiddleware, Metrics, configure_access_log, endpoint_of, outcome_of
-from .types import Answer
+from .telemetry import AccessLogMiddleware, Metrics, configure_access_log, endpoint_of
+from .types import Answer, Problem, ProblemKind
 
 log = logging.getLogger("partnerbot.ui")
-TROUBLE = "Sorry, something went wrong while answering. Please try again."
-STORE_DOWN = "The assistant is temporarily unavailable. Please try again in a minute."
 STATIC = Path(__file__).parent / "static"
 CSS = (STATIC / "page.css").read_text(encoding="utf-8")
 # The developers' page (/docs): the chat page itself has no "Use via API" link.
@@ -51,20 +50,6 @@ THEME = gr.themes.Default().set(
 )
 
 
-def safe_ask(assistant: Assistant, question: Any, history: Any) -> tuple[Answer | None, str | None]:
-    """Call `Assistant.ask`, turning every failure into a message fit for the public."""
-    try:
-        return assistant.ask(question if isinstance(question, str) else "", history if isinstance(history, list) else []), None
-    except InputError as exc:
-        return None, f"{str(exc)[0].upper()}{str(exc)[1:]}."
-    except StoreUnavailableError:
-        return None, STORE_DOWN
-    except PartnerbotError as exc:
-        log.error("cannot answer: %s", exc)
-        return None, "The assistant is not ready: its index is missing or out of date. Please try again later."
-    except Exception:  # never show a stack trace or a path to the public
-        log.exception("unexpected error while answering")
-        return None, TROUBLE
 
 
 def _client(request: gr.Request | None) -> str:
@@ -115,7 +100,7 @@ def build_blocks(settings: Settings, assistant: Assistant, metrics: Metrics | No
     `metrics` counts each question by outcome.
     """
     metrics = metrics or Metrics(lambda: assistant.version)
-    limiter = limiter or RateLimiter(settings.rate_limit, settings.rate_burst)
+    asker = Asker(assistant, metrics, limiter or RateLimiter(settings.rate_limit, settings.rate_burst))
     checked = SourceDates(assistant)
 
     def lookup(doc_id: str) -> Any:
@@ -124,19 +109,6 @@ def build_blocks(settings: Settings, assistant: Assistant, metrics: Metrics | No
         except Exception:  # the store is down or the index changed: the card shows the quote alone
             return None
 
-    def answer_or_problem(endpoint: str, question: Any, history: Any,
-                          request: gr.Request | None) -> tuple[Answer | None, str | None, str]:
-        """(answer, problem, outcome): the rate limit, then `safe_ask`, counted in the metrics."""
-        t0 = time.perf_counter()
-        wait = limiter.take(_client(request))
-        if wait:
-            metrics.observe(endpoint, "rate_limited")
-            return None, limited_message(wait), "rate_limited"
-        answer, problem = safe_ask(assistant, question, history)
-        outcome = outcome_of(answer) if answer is not None else (
-            "unavailable" if problem in (STORE_DOWN, api.NOT_READY) else "error" if problem == TROUBLE else "invalid")
-        metrics.observe(endpoint, outcome, time.perf_counter() - t0, answer)
-        return answer, problem, outcome
     with gr.Blocks(title="partnerbot: ICE partnership programs") as demo:
         gr.HTML(SKIP_LINK, elem_id="skip", padding=False)
         gr.Markdown(INTRO, elem_id="intro")
@@ -163,16 +135,17 @@ def build_blocks(settings: Settings, assistant: Assistant, metrics: Metrics | No
         def respond(question: str, messages: list[dict[str, Any]], records: list[dict[str, Any]],  # type: ignore[no-untyped-def]
                     request: gr.Request):
             history = [r["question"] for r in records if r["question"]]
-            answer, problem, _ = answer_or_problem("chat_page", question, history, request)
-            shown_q = html.escape(" ".join(str(question or "").split())[: settings.max_question_chars])
+            result = asker.ask("chat_page", question, history, _client(request))
+            typed = clean_text(str(question or "")[: settings.max_question_chars], "question", settings.max_question_chars)
+            shown_q = html.escape(result.question if isinstance(result, Answer) else typed)
             messages = [*messages, {"role": "user", "content": shown_q or "(empty)"}]
-            if answer is None:  # still one record per turn, so answer numbers match chat messages
-                data = error_json(shown_q, problem or TROUBLE)
+            if isinstance(result, Problem):  # still one record per turn, so answer numbers match chat messages
+                data = {"answer": replies.message(result), "sources": []} | replies.body(result)
                 record = {"question": "", "history": history, "answer": data, "version": assistant.version}
             else:
-                data = answer.to_dict()
-                record = {"question": answer.question, "history": history, "answer": data,
-                          "version": answer.index_version}
+                data = result.to_dict()
+                record = {"question": result.question, "history": history, "answer": data,
+                          "version": result.index_version}
             records = [*records, record]
             words = html.escape(data["answer"]).split(" ")
             step = max(4, len(words) // 8)
@@ -225,12 +198,8 @@ def build_blocks(settings: Settings, assistant: Assistant, metrics: Metrics | No
         chat.clear(clear, None, resets, api_visibility="private")
 
         def ask(question: str, history: list[str] | None = None, request: gr.Request = None) -> dict[str, Any]:  # type: ignore[assignment]
-            """Answer a question; returns the same JSON as `partnerbot ask --json` (`unavailable: true` in an outage)."""
-            answer, problem, outcome = answer_or_problem("gradio_ask", question, history or [], request)
-            if answer is not None:
-                return answer.to_dict()
-            data = error_json(str(question)[:200], problem or TROUBLE, unavailable=outcome == "unavailable")
-            return data | {"rate_limited": True} if outcome == "rate_limited" else data
+            """Answer a question; returns the same JSON as `partnerbot ask --json` (`error`, `unavailable: true` in an outage)."""
+            return replies.body(asker.ask("gradio_ask", question, history or [], _client(request)))
 
         gr.api(ask, api_name="ask")
     return demo
@@ -286,7 +255,8 @@ def build_app(settings: Settings, assistant: Assistant | None = None) -> FastAPI
         if request.method == "POST" and request.url.path.rstrip("/") == "/gradio_api/call/ask":
             health = await run_in_threadpool(assistant.health)
             if not health["store_reachable"]:
-                return JSONResponse(error_json("", UNAVAILABLE, unavailable=True), status_code=503)
+                problem = Problem(ProblemKind.UNAVAILABLE, UNAVAILABLE)
+                return JSONResponse(replies.body(problem), status_code=replies.status(problem))
         return await call_next(request)
 
     @app.get("/healthz")
@@ -349,7 +319,10 @@ def serve(settings: Settings, loading: Callable[[str], AbstractContextManager[An
                               embedder=query_embedder(settings, batching=settings.embed_batching))
         with (loading or (lambda _name: contextlib.nullcontext()))("loading the model and the index"):
             try:
-                assistant.ask(EXAMPLE_QUESTIONS[0])  # load the model and the index before the first visitor
+                assistant.snapshot()  # no usable index or reader: a one-line error, before listening
+                warm = assistant.ask(EXAMPLE_QUESTIONS[0])  # load the model and the index before the first visitor
+                if isinstance(warm, Problem):
+                    log.warning("the warm-up question got no answer: %s", warm.detail or warm.message)
             except StoreUnavailableError:
                 log.warning("the vector store is unreachable; the chat will say so until it is back")
             app = build_app(settings, assistant)
