@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).parent
-for script in ("ask_latency.py", "retrievers.py", "index_builds.py", "cold_start.py", "load.py", "malformed.py"):
+for script in ("ask_latency.py", "retrievers.py", "index_builds.py", "cold_start.py", "load.py", "malformed.py",
+               "page.py"):
     print(f"\n## {script}\n", flush=True)
     subprocess.run([sys.executable, str(HERE / script)], check=True)

@@ -1,4 +1,4 @@
-"""WCAG 2.1 AA on the public chat page: axe-core in four page states, the keyboard path, screen-reader output.
+"""WCAG 2.1 AA on the public chat page: axe-core in every page state, the keyboard path, screen-reader output.
 
 axe-core is installed (pinned) by `make .node/.axe-core-<version>`, which `make test` runs, and injected
 into the page under test. Automated rules find only part of the problems, so the keyboard path and the
@@ -16,6 +16,8 @@ from playwright.sync_api import Browser, Page, expect
 
 from conftest import ARTIFACTS, ROOT, Server
 from partnerbot.phrases import REFUSAL
+from test_outcomes import QUESTIONS
+from test_ui import wait_for_answer
 
 AXE_JS = ROOT / ".node" / "node_modules" / "axe-core" / "axe.min.js"
 WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
@@ -45,18 +47,18 @@ def axe_violations(page: Page, axe_source: str) -> list[dict[str, Any]]:
 
 
 def ask_and_wait(page: Page, question: str, number: int) -> None:
-    """Ask in the page and wait until answer `number` is complete (its sources panel is shown)."""
-    box = page.get_by_label("Your question")
+    """Ask in the page and wait until answer `number` is complete (announced)."""
+    box = page.get_by_label("Your question", exact=True)
     box.fill(question)
     box.press("Enter")
-    expect(page.locator("#sources")).to_contain_text(f"answer {number}", timeout=30_000)
+    wait_for_answer(page, number)
     page.wait_for_timeout(300)  # let Gradio's progress overlay fade out
 
 
 def open_page(browser: Browser, server: Server, theme: str, width: int = 1280) -> Page:
     page = browser.new_page(viewport={"width": width, "height": 900}, color_scheme=theme)  # type: ignore[arg-type]
     page.goto(server.url + "/")
-    expect(page.get_by_label("Your question")).to_be_visible()
+    expect(page.get_by_label("Your question", exact=True)).to_be_visible()
     return page
 
 
@@ -105,7 +107,7 @@ def assert_focus_visible(page: Page, background: str, seen: list[dict[str, Any]]
 
 
 @pytest.mark.parametrize("theme", ["light", "dark"])
-def test_axe_finds_no_wcag_violations_in_four_page_states(
+def test_axe_finds_no_wcag_violations_in_every_page_state(
     server: Server, browser: Browser, axe_source: str, theme: str
 ) -> None:
     results: dict[str, list[dict[str, Any]]] = {}
@@ -115,18 +117,39 @@ def test_axe_finds_no_wcag_violations_in_four_page_states(
     placeholder, background = page.evaluate(PLACEHOLDER_COLOURS)
     assert contrast(placeholder, background) >= 4.5, (placeholder, background)
     ask_and_wait(page, BEST, 1)
-    expect(page.locator("#sources .pb-card").first).to_be_visible()
+    answer = page.locator("#chat .pb-msg").first
+    answer.locator("details.pb-sources > summary").click()
+    expect(answer.locator(".pb-card").first).to_be_visible()
     results["answer with sources"] = axe_violations(page, axe_source)
+    answer.locator("details.pb-whole > summary").first.click()
+    expect(answer.locator("mark.pb-cited").first).to_be_visible()
+    results["whole document"] = axe_violations(page, axe_source)
     ask_and_wait(page, OFF_TOPIC, 2)
-    expect(page.locator("#sources")).to_contain_text("No sources for answer 2")
+    expect(page.locator("#chat .pb-msg").nth(1)).to_contain_text(REFUSAL)
     results["refusal"] = axe_violations(page, axe_source)
+    page.get_by_role("button", name="New chat").click()  # the unsure question on its own: no earlier topic
+    expect(page.locator("#chat .pb-msg")).to_have_count(0)
+    ask_and_wait(page, QUESTIONS["uncertain"], 1)
+    unsure = page.locator("#chat .pb-msg").first
+    expect(unsure).to_have_class(re.compile("pb-uncertain"))
+    unsure.locator("details.pb-sources > summary").click()
+    results["uncertain"] = axe_violations(page, axe_source)
+    page.get_by_role("button", name="Like", exact=True).last.click()
+    expect(page.get_by_label("Add a comment to your vote (optional)")).to_be_visible()
+    expect(page.locator("#feedback-status")).to_contain_text("recorded")
+    page.wait_for_timeout(300)
+    results["after a vote"] = axe_violations(page, axe_source)
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"a11y-{theme}.png"), full_page=True)
     page.close()
 
     phone = open_page(browser, server, theme, width=390)
+    results["390px, empty"] = axe_violations(phone, axe_source)
     ask_and_wait(phone, BEST, 1)
+    phone.locator("#chat a.pb-cite").first.click()
     results["390px, answer with sources"] = axe_violations(phone, axe_source)
+    ask_and_wait(phone, OFF_TOPIC, 2)
+    results["390px, refusal"] = axe_violations(phone, axe_source)
     phone.screenshot(path=str(ARTIFACTS / f"a11y-{theme}-390px.png"), full_page=True)
     phone.close()
 
@@ -141,19 +164,17 @@ def test_keyboard_only_question_citation_card_and_source_link(server: Server, br
     background = page.evaluate("getComputedStyle(document.body).backgroundColor")
     seen: list[dict[str, Any]] = []
     page.locator("body").focus()
-    for _ in range(20):  # Tab from the top of the page to the question box
-        page.keyboard.press("Tab")
-        if assert_focus_visible(page, background, seen)["tag"] == "textarea":
-            break
-    expect(page.get_by_label("Your question")).to_be_focused()
+    page.keyboard.press("Tab")  # the first stop: "Skip to question"
+    assert "pb-skip" in assert_focus_visible(page, background, seen)["cls"]
+    page.keyboard.press("Enter")
+    expect(page.get_by_label("Your question", exact=True)).to_be_focused()
     page.keyboard.type(BEST)
     page.keyboard.press("Enter")
-    expect(page.locator("#sources")).to_contain_text("answer 1", timeout=30_000)
-    # The answer sits above the question box, so the way to it is backwards (Shift+Tab).
-    for _ in range(20):
-        page.keyboard.press("Shift+Tab")
-        if "pb-cite" in assert_focus_visible(page, background, seen)["cls"]:
-            break
+    wait_for_answer(page, 1)
+    # The answer sits above the question box, so the way to it is backwards: the conversation is one stop,
+    # and it starts at the newest answer's first citation.
+    page.keyboard.press("Shift+Tab")
+    assert_focus_visible(page, background, seen)
     marker = page.locator("#chat a.pb-cite").first
     expect(marker).to_be_focused()
     page.keyboard.press("Enter")
@@ -161,11 +182,15 @@ def test_keyboard_only_question_citation_card_and_source_link(server: Server, br
     expect(card).to_be_focused()
     expect(card).to_be_in_viewport()
     assert_focus_visible(page, background, seen)
-    page.wait_for_timeout(500)  # the panel may re-render after the select event: focus must survive it
+    page.wait_for_timeout(500)  # focus must survive the chat's re-renders
     expect(page.locator("#src-1-1")).to_be_focused()
     page.keyboard.press("Tab")
     link = page.locator("#src-1-1 .pb-page a").first  # the card's first link: the page behind the quote
     expect(link).to_be_focused()
+    assert_focus_visible(page, background, seen)
+    page.keyboard.press("ArrowDown")  # the arrow keys go on through the conversation
+    expect(link).not_to_be_focused()
+    assert page.evaluate("document.querySelector('#chat').contains(document.activeElement)")
     assert_focus_visible(page, background, seen)
     assert page.url.rstrip("/").endswith(str(server.port))  # Enter on the marker did not navigate
     ARTIFACTS.mkdir(exist_ok=True)

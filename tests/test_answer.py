@@ -123,8 +123,10 @@ def test_removals_are_never_answered_with_arrests(assistant: Assistant, question
     assert answer.refused or "185,884" in answer.sources[0].quote
 
 
-def test_refusal_is_helpful() -> None:
-    assert "287(g)" in REFUSAL and REFUSAL.count("?") >= 2
+def test_refusal_is_short_and_says_what_is_covered() -> None:
+    # The examples are offered as buttons by the chat page (they are answered: see above); the text stays short.
+    assert len(REFUSAL.split()) <= 35 and "ICE partnership programs" in REFUSAL
+    assert not any(q in REFUSAL for q in EXAMPLE_QUESTIONS)
 
 
 def test_follow_up_uses_history_and_topic_switch(assistant: Assistant) -> None:

@@ -326,17 +326,15 @@ def test_eval_with_the_generated_answerer_needs_an_endpoint() -> None:
 
 
 def test_the_page_marks_generated_answers_and_keeps_the_quotes() -> None:
+    from partnerbot.cards import message_html
     from partnerbot.phrases import GENERATED_NOTE
-    from partnerbot.ui import generated_mark, sources_html
 
     source = {"n": 1, "doc_id": "cyber-crimes-center", "title": "C3", "url": "https://example.org", "date": "2020",
               "section": "About", "quote": "C3 was established in 1997.", "start": 0, "end": 27, "score": 0.9}
-    record = {"question": QUESTION, "answer": {"answer": "It opened in 1997. [1]", "mode": "generated",
-                                               "sources": [source]}}
-    assert GENERATED_NOTE in generated_mark(record["answer"])
-    assert generated_mark({"mode": "extractive"}) == ""
-    cards = sources_html(None, record, 1)  # type: ignore[arg-type]
-    assert "written by a language model" in cards and "C3 was established in 1997." in cards
+    data = {"answer": "It opened in 1997. [1]", "mode": "generated", "outcome": "answered", "sources": [source]}
+    shown = message_html(data, 1, lambda _doc_id: None, "")
+    assert GENERATED_NOTE in shown and "C3 was established in 1997." in shown
+    assert GENERATED_NOTE not in message_html(data | {"mode": "extractive"}, 1, lambda _doc_id: None, "")
 
 
 def test_the_eval_table_shows_a_model_s_brackets_as_text() -> None:

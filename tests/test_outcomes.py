@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -92,19 +93,24 @@ def test_each_outcome_through_the_http_apis(server: Server) -> None:
 def test_each_outcome_on_the_chat_page(server: Server, browser: Browser) -> None:
     page = browser.new_page()
     page.goto(server.url + "/")
-    for n, outcome in enumerate(("answered", "uncertain", "declined")):
-        ask_in_page(page, QUESTIONS[outcome], n)
-        last = page.locator('[aria-label^="bot\'s message"]').nth(n)
+    for outcome in ("answered", "uncertain", "declined"):
+        page.get_by_role("button", name="New chat").click()  # each question on its own, as the API asks it
+        expect(page.locator("#chat .pb-msg")).to_have_count(0)
+        ask_in_page(page, QUESTIONS[outcome], 0)
+        last = page.locator("#chat .pb-msg").first  # one look for every outcome: the text, then its sources
+        expect(last).to_have_class(re.compile(f"pb-{outcome}"))
         if outcome == "uncertain":
             expect(last).to_contain_text(UNCERTAIN)
-            expect(page.locator("#sources .pb-uncertain")).to_contain_text("not a confident answer")
-            expect(page.locator("#sources .pb-card").first).to_be_visible()
+            last.locator("details.pb-sources > summary").click()
+            expect(last.locator(".pb-note")).to_contain_text("Not a confident answer")
+            expect(last.locator(".pb-card").first).to_be_visible()
             page.screenshot(path=str(ARTIFACTS / "outcome-uncertain.png"))
         elif outcome == "declined":
-            expect(last).to_contain_text("can't answer")
-            expect(page.locator("#sources .pb-card")).to_have_count(0)
+            expect(last).to_contain_text(REFUSAL)
+            expect(last.locator(".pb-card")).to_have_count(0)
         else:
             expect(last).not_to_contain_text(UNCERTAIN)
-            expect(page.locator("#sources .pb-card").first).to_be_visible()
-            expect(page.locator("#sources .pb-uncertain")).to_have_count(0)
+            last.locator("details.pb-sources > summary").click()
+            expect(last.locator(".pb-card").first).to_be_visible()
+            expect(last.locator(".pb-note")).to_have_count(0)
     page.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -9,11 +10,14 @@ from pathlib import Path
 
 import pexpect
 import pytest
+from rich.console import Console
 from typer.testing import CliRunner
 
 from conftest import ROOT, Server, cli_env, free_port, wait_http
+from partnerbot.answer import Assistant
 from partnerbot.cli import app
-from partnerbot.phrases import REFUSAL
+from partnerbot.phrases import EXAMPLE_QUESTIONS, REFUSAL
+from partnerbot.terminal import chat as chat_loop
 
 BEST = "Tell me about the Border Enforcement Security Task Forces"
 PROMPT = "you> "
@@ -61,6 +65,25 @@ def test_chat_holds_a_conversation_with_sources_and_commands(chat: pexpect.spawn
 def _ask(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
     result = CliRunner().invoke(app, ["ask", *args], env=env)
     return result.exit_code, result.stdout, result.stderr
+
+
+def test_chat_offers_the_example_questions_under_a_decline(assistant: Assistant) -> None:
+    out = io.StringIO()
+    lines = iter(["What is the capital of France?", "What is HERO Corps?"])
+
+    def read() -> str:
+        line = next(lines, None)
+        if line is None:
+            raise EOFError
+        return line
+
+    chat_loop(assistant, Console(file=out, width=200), read)
+    printed = out.getvalue()
+    offer = f"Try: {' · '.join(EXAMPLE_QUESTIONS)}\n"
+    # The decline's text, then the questions the chat page offers as buttons; none under the answer after it.
+    assert printed.count("Try: ") == 1 and offer in printed
+    declined, answered = printed.split(offer)
+    assert declined.endswith(REFUSAL + "\n") and "[1]" in answered
 
 
 def test_ask_url_gives_the_same_json_and_exit_codes_as_local(server: Server, real_index: Path,

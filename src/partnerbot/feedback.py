@@ -1,4 +1,4 @@
-"""The feedback log (JSONL, one line per vote) and its export to evaluation cases."""
+"""The feedback log (JSONL, one line per vote; a comment added after a vote repeats it) and its export to cases."""
 
 from __future__ import annotations
 
@@ -67,19 +67,20 @@ def export_cases(log: Path, out: Path) -> int:
     """Write the logged questions as evaluation cases for staff to review and complete.
 
     Up-voted answers propose their cited documents as `sources`; down-voted ones leave the
-    expectations empty. The vote and comment go in a comment above each case.
+    expectations empty. The latest vote and every comment go in a comment above each case.
 
     Returns:
         The number of cases written.
     """
-    seen: set[tuple[str, tuple[str, ...]]] = set()
+    # The chat page records a vote at once, and a comment added to it afterwards as a second line with the same
+    # vote: entries for one question (and history) make one case, with the latest vote and every comment.
+    groups: dict[tuple[str, tuple[str, ...]], list[dict[str, Any]]] = {}
+    for entry in read_log(log):
+        groups.setdefault((entry["question"], tuple(entry.get("history", []))), []).append(entry)
     blocks = ["# Cases exported from partnerbot feedback. Review each: add `sources` and `facts`, or `refuse: true`.\n"]
     count = 0
-    for entry in read_log(log):
-        key = (entry["question"], tuple(entry.get("history", [])))
-        if key in seen:
-            continue
-        seen.add(key)
+    for key, entries in groups.items():
+        entry = entries[-1]
         digest = hashlib.sha256(json.dumps(key).encode()).hexdigest()[:8]
         case: dict[str, Any] = {"id": f"feedback-{digest}", "question": entry["question"]}
         if entry.get("history"):
@@ -89,7 +90,8 @@ def export_cases(log: Path, out: Path) -> int:
             case["sources"] = cited
         elif entry.get("vote") == "up" and entry.get("refused"):
             case["refuse"] = True
-        comment = " ".join(str(entry.get("comment", "")).split())
+        comments = list(dict.fromkeys(" ".join(str(e.get("comment", "")).split()) for e in entries))
+        comment = " / ".join(c for c in comments if c)
         note = f"# vote: {entry.get('vote')}; logged {entry.get('timestamp')}" + (f"; comment: {comment}" if comment else "")
         blocks.append(note + "\n" + yaml.safe_dump([case], sort_keys=False, allow_unicode=True, width=1000))
         count += 1

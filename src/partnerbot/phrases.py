@@ -11,13 +11,11 @@ EXAMPLE_QUESTIONS = (
     "How many lookouts has the war crimes center issued?",
 )
 
+# The short decline (at most 35 words, a test checks it): what partnerbot covers, and no more. The programs are
+# listed once, in the chat page's intro; the page offers `EXAMPLE_QUESTIONS` as buttons under it.
 REFUSAL = (
-    "I can't answer that from my sources. I answer questions about the ICE partnership programs named in "
-    "ICE's July 30, 2020 press release: 287(g), the Criminal Alien Program, Enforcement and Removal Operations "
-    "(ERO), Homeland Security Investigations (HSI), the Border Enforcement Security Task Forces (BEST), the IPR "
-    "Center, the Cyber Crimes Center, HERO Corps, the Human Rights Violators and War Crimes Center, and the "
-    "Office of Partnership and Engagement. You could ask, for example: "
-    + " / ".join(f'"{q}"' for q in EXAMPLE_QUESTIONS)
+    "Sorry, that is outside what my sources cover. I answer questions about the ICE partnership programs "
+    "named in ICE's July 30, 2020 press release."
 )
 
 # Heads an uncertain reply (`Answer.outcome == "uncertain"`): in scope, but no sentence is confident enough.

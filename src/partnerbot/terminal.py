@@ -11,7 +11,7 @@ from rich.text import Text
 
 from . import replies
 from .errors import PartnerbotError
-from .phrases import GENERATED_NOTE
+from .phrases import EXAMPLE_QUESTIONS, GENERATED_NOTE
 from .replies import Result
 from .types import Answer, Problem, Source
 
@@ -99,6 +99,8 @@ def chat(assistant: Assistant, console: Console, read: Callable[[], str]) -> Non
         print_answer(console, answer)
         if answer.sources:
             console.print("(/sources n shows source n in full)", style="dim", highlight=False, markup=False)
+        elif answer.outcome == "declined":  # what the chat page offers as buttons under a decline
+            console.print("Try: " + " · ".join(EXAMPLE_QUESTIONS), style="dim", highlight=False, markup=False)
 
 
 def _command(conv: Conversation, console: Console, line: str) -> None:

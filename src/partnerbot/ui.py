@@ -6,25 +6,23 @@ import contextlib
 import errno
 import html
 import logging
-import re
 import socket
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import gradio as gr
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from . import __version__, api, feedback, replies
+from . import __version__, api, cards, feedback, replies
 from .answer import Assistant
 from .errors import PartnerbotError, StoreUnavailableError
 from .limits import RateLimiter, RateLimitMiddleware
-from .phrases import CITATION_RE, EXAMPLE_QUESTIONS, GENERATED_NOTE, UNAVAILABLE
+from .phrases import CITATION_RE, EXAMPLE_QUESTIONS, UNAVAILABLE
 from .replies import Asker
 from .sanitize import clean_text
 from .settings import Settings
@@ -34,10 +32,13 @@ from .types import Answer, Problem, ProblemKind
 log = logging.getLogger("partnerbot.ui")
 STATIC = Path(__file__).parent / "static"
 CSS = (STATIC / "page.css").read_text(encoding="utf-8")
+# The developers' page (/docs): the chat page itself has no "Use via API" link.
 API_DESCRIPTION = ("Cited, extractive answers about ICE partnership programs. Each `[n]` in an answer is its source "
                    "`n`, whose `quote` is verbatim from the document. `/v1/chat/completions` speaks OpenAI's chat "
-                   "protocol (model `partnerbot`).")
-HEAD = f"<script>\n{(STATIC / 'page.js').read_text(encoding='utf-8')}</script>"
+                   "protocol (model `partnerbot`). The chat page's Gradio endpoint `/ask` returns the same JSON as "
+                   "`/api/ask`: `gradio_client.Client(url).predict(question, history, api_name=\"/ask\")`.")
+HEAD = (f"<style>\n{(STATIC / 'frame.css').read_text(encoding='utf-8')}</style>\n"
+        f"<script>\n{(STATIC / 'page.js').read_text(encoding='utf-8')}</script>")
 # WCAG 2.1 AA asks 4.5:1 for text. Gradio's default orange (#f97316, #ea580c in the dark theme) gives white
 # text 2.8:1 and 3.6:1; orange-700 gives 5.2:1 and orange-800, on hover, 7.3:1. Its placeholders (#bbbbc2 on
 # white, #71717a on #27272a) give 1.9:1 and 3.1:1; these give 4.8:1 and 5.8:1.
@@ -49,75 +50,46 @@ THEME = gr.themes.Default().set(
 )
 
 
-def _paragraph(text: str, start: int, end: int) -> tuple[int, int]:
-    a = text.rfind("\n\n", 0, start)
-    b = text.find("\n\n", end)
-    return (0 if a < 0 else a + 2), (len(text) if b < 0 else b)
-
-
-def _highlight(text: str, start: int, end: int) -> str:
-    esc = html.escape
-    return f"{esc(text[:start])}<mark>{esc(text[start:end])}</mark>{esc(text[end:])}"
-
-
-def _link(url: str, text: str) -> str:
-    esc = html.escape
-    return f"<a href='{esc(url, quote=True)}' target='_blank' rel='noopener noreferrer'>{esc(text)}</a>"
-
-
-def page_label(page: dict[str, Any]) -> str:
-    """What a link to a supporting page says: its title, or else its host ("www.gao.gov")."""
-    return page.get("title") or urlparse(page["url"]).netloc or page["url"]
-
-
-def _pages(source: dict[str, Any]) -> list[dict[str, Any]]:
-    """A source's supporting pages, the one in `url` first (older answers carry only `url`)."""
-    pages = [p for p in source.get("pages") or [] if p["url"] != source["url"]]
-    first = {"url": source["url"], "date": source["date"], "title": source.get("page_title", "")}
-    return [first, *pages]
-
-
-def sources_html(assistant: Assistant, record: dict[str, Any] | None, number: int | None) -> str:
-    """Numbered cards for one answer's sources; markup in corpus text is shown as text."""
-    if not record:
-        return "<p class='pb-note'>Sources for the selected answer appear here.</p>"
-    data = record["answer"]
-    if not data["sources"]:
-        return f"<p class='pb-note'>No sources for answer {number}: it was not answered from the documents.</p>"
-    esc = html.escape
-    cards = [f"<p class='pb-note'>Sources for answer {number}: “{esc(record['question'][:200])}”</p>"]
-    if data.get("outcome") == "uncertain":
-        cards.append(f"<p class='pb-note pb-uncertain'>Answer {number} is not a confident answer: these are the "
-                     "closest passages in the sources, which may not answer the question.</p>")
-    if data.get("mode") == "generated":
-        cards.append(f"<p class='pb-note pb-generated'>Answer {number} was written by a language model from these "
-                     "sources. The quotes below are the evidence.</p>")
-    for s in data["sources"]:
-        doc = assistant.document(s["doc_id"]) if assistant else None
-        if doc is not None and doc.text[s["start"] : s["end"]] == s["quote"]:
-            a, b = _paragraph(doc.text, s["start"], s["end"])
-            context = _highlight(doc.text[a:b], s["start"] - a, s["end"] - a)
-            full = _highlight(doc.text, s["start"], s["end"])
-        else:  # the index changed since this answer: show the quote alone
-            context, full = f"<mark>{esc(s['quote'])}</mark>", ""
-        cards.append(
-            f"<article class='pb-card' id='src-{number}-{s['n']}' aria-label='Source {s['n']}'>"
-            f"<h3>[{s['n']}] {esc(s['title'])}</h3>"
-            f"<p class='pb-meta'>section: {esc(s['section'])}</p>"
-            f"<p class='pb-quote'>{context}</p>"
-            + "".join(f"<p class='pb-page'>{label} {_link(page['url'], page_label(page))}, as of {esc(page['date'])}</p>"
-                      for label, page in zip(["Source:"] + ["Also:"] * 9, _pages(s), strict=False))
-            + (f"<p class='pb-program'>{_link(s['doc_url'], 'Program page: ' + s['title'])}</p>"
-               if s.get("doc_url") and s["doc_url"] != s["url"] else "")
-            + (f"<details><summary>Show the whole document</summary><div class='pb-doc'>{full}</div></details>" if full else "")
-            + "</article>"
-        )
-    return "".join(cards)
 
 
 def _client(request: gr.Request | None) -> str:
     client = getattr(request, "client", None)
     return str(getattr(client, "host", None) or "unknown")
+
+
+INTRO = (
+    "# partnerbot\n"
+    "Ask about the ICE partnership programs named in ICE's July 30, 2020 press release: 287(g), the Criminal "
+    "Alien Program, ERO, HSI, BEST, the IPR Center, the Cyber Crimes Center, HERO Corps, the Human Rights "
+    "Violators and War Crimes Center, and the Office of Partnership and Engagement.\n\n"
+    "*Each answer quotes public sources, listed right under it with their dates. They may be out of date; "
+    "follow the links to check.*"
+)
+# The first stop of the keyboard path (page.js moves focus into the question box).
+SKIP_LINK = "<a class='pb-skip' href='#question'>Skip to question</a>"
+# The conversation is one Tab stop (see page.js); this says how to move inside it.
+KEYS_HINT = "<p class='pb-hint'>Keyboard: in the conversation, the arrow keys move between links and buttons.</p>"
+
+
+class SourceDates:
+    """The day the corpus's undated live pages were checked, for the cards' dates (see `cards.date_label`).
+
+    It is the latest date any supporting page carries in the active index version, found once per version.
+    """
+
+    def __init__(self, assistant: Assistant):
+        self.assistant = assistant
+        self.version, self.checked = "", ""
+
+    def __call__(self) -> str:
+        try:
+            snapshot = self.assistant.snapshot()
+        except Exception:  # the store is down: cards then say "published" for every date
+            return self.checked
+        if snapshot.version != self.version:
+            dates = [p.date for s in snapshot.sentences for p in s.pages]
+            self.version, self.checked = snapshot.version, max(dates, default="")
+        return self.checked
 
 
 def build_blocks(settings: Settings, assistant: Assistant, metrics: Metrics | None = None,
@@ -129,33 +101,36 @@ def build_blocks(settings: Settings, assistant: Assistant, metrics: Metrics | No
     """
     metrics = metrics or Metrics(lambda: assistant.version)
     asker = Asker(assistant, metrics, limiter or RateLimiter(settings.rate_limit, settings.rate_burst))
+    checked = SourceDates(assistant)
+
+    def lookup(doc_id: str) -> Any:
+        try:
+            return assistant.document(doc_id)
+        except Exception:  # the store is down or the index changed: the card shows the quote alone
+            return None
+
     with gr.Blocks(title="partnerbot: ICE partnership programs") as demo:
-        gr.Markdown(
-            "# partnerbot\n"
-            "Ask about the ICE partnership programs named in ICE's July 30, 2020 press release: 287(g), the "
-            "Criminal Alien Program, ERO, HSI, BEST, the IPR Center, the Cyber Crimes Center, HERO Corps, the "
-            "Human Rights Violators and War Crimes Center, and the Office of Partnership and Engagement.\n\n"
-            "*Answers quote the public sources listed beside them, with the date each source is as of. "
-            "They may be out of date; follow the links to check.*"
-        )
+        gr.HTML(SKIP_LINK, elem_id="skip", padding=False)
+        gr.Markdown(INTRO, elem_id="intro")
         answers = gr.State([])
-        with gr.Row(equal_height=False):
-            with gr.Column(scale=3, min_width=300):
-                chat = gr.Chatbot(label="Conversation", elem_id="chat", height=460, sanitize_html=True,
-                                  feedback_options=("Like", "Dislike"), buttons=["copy"], layout="bubble")
-                box = gr.Textbox(label="Your question", elem_id="question", max_length=settings.max_question_chars,
-                                 placeholder=f"e.g. {EXAMPLE_QUESTIONS[0]}", lines=1, max_lines=4)
-                with gr.Row():
-                    send = gr.Button("Ask", variant="primary", elem_id="ask-button")
-                    new = gr.Button("New chat", elem_id="new-chat")
-                gr.Examples(examples=[[q] for q in EXAMPLE_QUESTIONS], inputs=[box], label="Example questions")
-                comment = gr.Textbox(label="Optional feedback comment (type it, then click a thumb on an answer)",
-                                     elem_id="comment", max_length=feedback.MAX_COMMENT, lines=1)
-                status = gr.Markdown(elem_id="feedback-status")
-                announce = gr.HTML("", elem_id="answer-announcement")  # read out by page.js, never shown
-            with gr.Column(scale=2, min_width=280):
-                gr.Markdown("## Sources")
-                panel = gr.HTML(sources_html(assistant, None, None), elem_id="sources")
+        voted = gr.State(0)  # the answer number of the last vote, for its optional comment
+        chat = gr.Chatbot(label="Conversation", show_label=False, elem_id="chat", height=460, sanitize_html=True,
+                          feedback_options=("Like", "Dislike"), buttons=["copy"], layout="bubble",
+                          latex_delimiters=[], examples=[{"text": q} for q in EXAMPLE_QUESTIONS],
+                          placeholder="Ask a question below, or start with one of these:")
+        with gr.Row(elem_id="ask-row", equal_height=True):
+            box = gr.Textbox(label="Your question", elem_id="question", max_length=settings.max_question_chars,
+                             placeholder=f"e.g. {EXAMPLE_QUESTIONS[0]}", lines=1, max_lines=4, scale=5, min_width=180)
+            send = gr.Button("Ask", variant="primary", elem_id="ask-button", scale=1, min_width=72)
+        with gr.Row(elem_id="after-row"):
+            new = gr.Button("New chat", elem_id="new-chat", size="sm", scale=0, min_width=100)
+            gr.HTML(KEYS_HINT, elem_id="keys-hint", padding=False)
+        status = gr.Markdown(elem_id="feedback-status")
+        with gr.Row(visible=False, elem_id="comment-row") as comment_row:
+            comment = gr.Textbox(label="Add a comment to your vote (optional)", elem_id="comment",
+                                 max_length=feedback.MAX_COMMENT, lines=1, scale=5, min_width=180)
+            send_comment = gr.Button("Send comment", elem_id="send-comment", scale=1, min_width=120)
+        announce = gr.HTML("", elem_id="answer-announcement")  # read out by page.js, never shown
 
         def respond(question: str, messages: list[dict[str, Any]], records: list[dict[str, Any]],  # type: ignore[no-untyped-def]
                     request: gr.Request):
@@ -172,44 +147,55 @@ def build_blocks(settings: Settings, assistant: Assistant, metrics: Metrics | No
                 record = {"question": result.question, "history": history, "answer": data,
                           "version": result.index_version}
             records = [*records, record]
-            text = html.escape(data["answer"])
-            words = text.split(" ")
+            words = html.escape(data["answer"]).split(" ")
             step = max(4, len(words) // 8)
-            for i in range(step, len(words), step):  # stream the plain text in; links come with the last part
-                partial = generated_mark(data) + " ".join(words[:i])
-                yield [*messages, {"role": "assistant", "content": partial}], records, gr.update(), "", gr.update()
+            for i in range(step, len(words), step):  # stream the plain text in; links and sources come at the end
+                yield [*messages, {"role": "assistant", "content": " ".join(words[:i])}], records, "", gr.update()
                 time.sleep(0.02)
-            shown = generated_mark(data) + _linked(text, len(records), data["sources"])
-            yield ([*messages, {"role": "assistant", "content": shown}], records,
-                   sources_html(assistant, record, len(records)), "", announcement(data, len(records)))
+            shown = {"role": "assistant", "content": cards.message_html(data, len(records), lookup, checked()),
+                     "options": cards.example_options(data)}
+            yield [*messages, shown], records, "", announcement(data, len(records))
 
-        def select(records: list[dict[str, Any]], evt: gr.SelectData):  # type: ignore[no-untyped-def]
-            k = _answer_number(evt.index)
-            if k is None or k > len(records):
-                return gr.update()
-            return sources_html(assistant, records[k - 1], k)
+        def ask_example(messages: list[dict[str, Any]], records: list[dict[str, Any]], evt: gr.SelectData,  # type: ignore[no-untyped-def]
+                        request: gr.Request):
+            value = evt.value.get("text", "") if isinstance(evt.value, dict) else str(evt.value or "")
+            yield from respond(value, messages, records, request)
 
-        def like(records: list[dict[str, Any]], note: str, evt: gr.LikeData):  # type: ignore[no-untyped-def]
+        def like(records: list[dict[str, Any]], evt: gr.LikeData):  # type: ignore[no-untyped-def]
             k = _answer_number(evt.index)
-            if k is None or k > len(records):
-                return "Feedback can be given on answers only.", note
+            if k is None or k > len(records) or not records[k - 1]["question"]:
+                return "Feedback can be given on answers only.", gr.update(visible=False), "", 0
             liked = evt.liked if isinstance(evt.liked, bool) else str(evt.liked).lower() in ("like", "true")
             r = records[k - 1]
-            if not r["question"]:
-                return "Feedback can be given on answers only.", note
             feedback.record(settings.feedback_path, question=r["question"], history=r["history"], answer=r["answer"],
-                            vote="up" if liked else "down", comment=note or "", index_version=r["version"])
-            return f"Thank you: your feedback on answer {k} was recorded.", ""
+                            vote="up" if liked else "down", index_version=r["version"])
+            return (f"Thank you: your vote on answer {k} was recorded. You can add a comment below.",
+                    gr.update(visible=True), "", k if liked else -k)
+
+        def add_comment(records: list[dict[str, Any]], k: int, note: str):  # type: ignore[no-untyped-def]
+            if not k or abs(k) > len(records) or not (note or "").strip():
+                return "Vote on an answer first, then add a comment.", gr.update(), note
+            r = records[abs(k) - 1]
+            feedback.record(settings.feedback_path, question=r["question"], history=r["history"], answer=r["answer"],
+                            vote="up" if k > 0 else "down", comment=note.strip(), index_version=r["version"])
+            return f"Thank you: your comment on answer {abs(k)} was recorded.", gr.update(visible=False), ""
 
         def clear():  # type: ignore[no-untyped-def]
-            return [], [], sources_html(assistant, None, None), "", "", ""
+            return [], [], "", "", "", gr.update(visible=False), "", 0
 
         for trigger in (box.submit, send.click):
-            trigger(respond, [box, chat, answers], [chat, answers, panel, box, announce], api_visibility="private")
-        chat.select(select, [answers], [panel], api_visibility="private")
-        chat.like(like, [answers, comment], [status, comment], api_visibility="private")
-        new.click(clear, None, [chat, answers, panel, box, status, announce], api_visibility="private")
-        chat.clear(clear, None, [chat, answers, panel, box, status, announce], api_visibility="private")
+            trigger(respond, [box, chat, answers], [chat, answers, box, announce], api_visibility="private")
+        for chosen in (chat.example_select, chat.option_select):  # an example question, or one offered by a decline
+            chosen(ask_example, [chat, answers], [chat, answers, box, announce], api_visibility="private")
+        # A vote or a comment updates a line of text: no progress overlay dims it meanwhile.
+        chat.like(like, [answers], [status, comment_row, comment, voted], api_visibility="private",
+                  show_progress="hidden")
+        for sent in (comment.submit, send_comment.click):
+            sent(add_comment, [answers, voted, comment], [status, comment_row, comment], api_visibility="private",
+                 show_progress="hidden")
+        resets = [chat, answers, box, status, announce, comment_row, comment, voted]
+        new.click(clear, None, resets, api_visibility="private")
+        chat.clear(clear, None, resets, api_visibility="private")
 
         def ask(question: str, history: list[str] | None = None, request: gr.Request = None) -> dict[str, Any]:  # type: ignore[assignment]
             """Answer a question; returns the same JSON as `partnerbot ask --json` (`error`, `unavailable: true` in an outage)."""
@@ -219,35 +205,12 @@ def build_blocks(settings: Settings, assistant: Assistant, metrics: Metrics | No
     return demo
 
 
-def generated_mark(data: dict[str, Any]) -> str:
-    """The mark above an answer written by a language model; empty for a quoted answer."""
-    if data.get("mode") != "generated":
-        return ""
-    return f"<p class='pb-generated'><em>{html.escape(GENERATED_NOTE)}</em></p>"
-
-
-def _linked(text: str, number: int, sources: list[dict[str, Any]]) -> str:
-    """Make each `[n]` of answer `number` a link to its source card (see `static/page.js`).
-
-    A screen reader reads the link as "source 1: <title>" instead of "left bracket 1 right bracket". The chat's
-    sanitizer drops `aria-label`, so the name travels as `title` (a tooltip) and page.js makes it the label.
-    """
-    titles = {str(s["n"]): s["title"] for s in sources}
-
-    def link(m: re.Match[str]) -> str:
-        n = m.group(1)
-        name = html.escape(f"source {n}: {titles[n]}" if n in titles else f"source {n}", quote=True)
-        return f'<a class="pb-cite" href="#src-{number}-{n}" title="{name}">[{n}]</a>'
-
-    return CITATION_RE.sub(link, text)
-
-
 def announcement(data: dict[str, Any], number: int) -> str:
     """What a screen reader says once answer `number` is complete (copied to a live region by `static/page.js`)."""
     text = CITATION_RE.sub(lambda m: f"(source {m.group(1)})", data["answer"])
     count = len(data["sources"])
     if count:
-        text += f" {count} source{'s' if count > 1 else ''} listed under Sources."
+        text += f" {count} source{'s' if count > 1 else ''} listed under the answer."
     key = f"{number}-{time.time_ns()}"  # a new key each time, so a repeated answer is read out again
     return f"<p class='pb-announce' data-key='{key}'>{html.escape(f'Answer {number}: {text}')}</p>"
 
@@ -303,7 +266,7 @@ def build_app(settings: Settings, assistant: Assistant | None = None) -> FastAPI
 
     return gr.mount_gradio_app(
         app, demo, path="/", show_error=False, ssr_mode=False, css=CSS, head=HEAD, theme=THEME, allowed_paths=[],
-        blocked_paths=[str(settings.data_dir.resolve()), str(settings.corpus_dir.resolve())], footer_links=["api"],
+        blocked_paths=[str(settings.data_dir.resolve()), str(settings.corpus_dir.resolve())], footer_links=[],
         mcp_server=False,
     )
 
