@@ -138,7 +138,8 @@ def test_follow_up_uses_history_and_topic_switch(assistant: Assistant) -> None:
     assert alone.outcome != "answered"  # without history the question has no topic: no confident answer
     switch = assistant.ask("And what about the Cyber Crimes Center?", [first, "When were they created?"])
     assert switch.retrieved_doc_ids[0] == "cyber-crimes-center"
-    assert switch.refused or switch.sources[0].doc_id == "cyber-crimes-center"
+    assert switch.outcome != "answered" or switch.sources[0].doc_id == "cyber-crimes-center"
+    assert switch.refused or "cyber-crimes-center" in {s.doc_id for s in switch.sources}
 
 
 @pytest.mark.parametrize(("query", "doc_id"), [("287(g)", "287g"), ("C3", "cyber-crimes-center"),
