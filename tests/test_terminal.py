@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from conftest import ROOT, Server, cli_env, free_port, wait_http
 from partnerbot.answer import Assistant
 from partnerbot.cli import app
-from partnerbot.phrases import EXAMPLE_QUESTIONS, REFUSAL
+from partnerbot.phrases import EXAMPLE_QUESTIONS, REFUSAL, UNCERTAIN
 from partnerbot.terminal import chat as chat_loop
 
 BEST = "Tell me about the Border Enforcement Security Task Forces"
