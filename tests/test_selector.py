@@ -203,8 +203,8 @@ def test_a_changed_model_file_is_an_error_naming_it(tmp_path: Path) -> None:
 def test_an_index_embedded_with_another_model_stops_ask_with_the_command_to_run(tiny_corpus: Path) -> None:
     base = Settings(corpus_dir=tiny_corpus, embed_model=Settings().base_model_path)
     build_index(base)
-    with pytest.raises(IndexMismatchError, match=r"built with another embedding model.*run `partnerbot index`"):
-        Assistant(Settings(corpus_dir=tiny_corpus)).ask("What is the Alpha Program?")
+    not_ready(Assistant(Settings(corpus_dir=tiny_corpus)).ask("What is the Alpha Program?"), IndexMismatchError,
+              r"built with another embedding model.*run `partnerbot index`")
     summary = build_index(Settings(corpus_dir=tiny_corpus))  # re-embeds everything with the configured model
     assert summary.switched and summary.chunks_embedded == summary.chunks_total > 0
-    assert Assistant(Settings(corpus_dir=tiny_corpus)).ask("What is the Alpha Program?").outcome
+    assert isinstance(Assistant(Settings(corpus_dir=tiny_corpus)).ask("What is the Alpha Program?"), Answer)
