@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import random
 import statistics
 import sys
@@ -26,24 +25,10 @@ import httpx
 from common import ROOT, machine, p50, pct, questions, table, temp_dir
 from load import start_server
 
+sys.path.insert(0, str(ROOT / "tests"))
 from partnerbot.index import build_index
 from partnerbot.settings import Settings
-
-
-def encode(obj: Any) -> bytes:
-    return json.dumps(obj, ensure_ascii=True).encode()  # a lone surrogate travels as its JSON escape
-
-
-MALFORMED: list[tuple[str, bytes]] = [
-    ("/api/ask", encode({"question": "What is HERO Corps? \ud83d"})),
-    ("/api/ask", encode({"question": "What is BEST?", "history": ["\ud800\udbff"]})),
-    ("/v1/chat/completions", encode({"model": "partnerbot", "messages": [{"role": "user", "content": "\udfff?"}]})),
-    ("/api/ask", b'{"question": "What is \xff\xfe?"}'),
-    ("/v1/chat/completions", b"\xc3\x28\xa0\xa1"),
-    ("/api/ask", b'{"question": '),
-    ("/api/ask", encode({"question": "<script>alert(1)</script>"})),
-    ("/api/ask", encode({"question": "\x00" * 500})),
-]
+from test_boundary import MALFORMED, encode  # the requests the boundary tests send
 
 
 async def send(client: httpx.AsyncClient, path: str, body: bytes) -> tuple[float, int, dict[str, Any]]:

@@ -127,19 +127,23 @@ def test_a_lone_surrogate_is_read_as_a_replacement_character_everywhere(srv: Ser
     assert "UnicodeEncodeError" not in log and "Traceback" not in log
 
 
+# Malformed requests: surrogates in each place, invalid UTF-8, broken JSON, markup only (benchmarks/malformed.py
+# sends the same ones).
+MALFORMED: list[tuple[str, bytes]] = [
+    ("/api/ask", encode({"question": "What is HERO Corps? \ud83d"})),
+    ("/api/ask", encode({"question": "What is BEST?", "history": ["\ud800\udbff"]})),
+    ("/v1/chat/completions", encode({"model": "partnerbot", "messages": [{"role": "user", "content": "\udfff?"}]})),
+    ("/api/ask", b'{"question": "What is \xff\xfe?"}'),
+    ("/v1/chat/completions", b"\xc3\x28\xa0\xa1"),
+    ("/api/ask", b'{"question": '),
+    ("/api/ask", encode({"question": "<script>alert(1)</script>"})),
+    ("/api/ask", encode({"question": "\x00" * 500})),
+]
+
+
 def malformed(i: int) -> tuple[str, bytes]:
-    """The i-th malformed request: surrogates in each place, invalid UTF-8, broken JSON, markup only."""
-    kinds = [
-        ("/api/ask", encode({"question": "What is HERO Corps? \ud83d"})),
-        ("/api/ask", encode({"question": "What is BEST?", "history": ["\ud800\udbff"]})),
-        ("/v1/chat/completions", encode({"model": "partnerbot", "messages": [{"role": "user", "content": "\udfff?"}]})),
-        ("/api/ask", b'{"question": "What is \xff\xfe?"}'),
-        ("/v1/chat/completions", b"\xc3\x28\xa0\xa1"),
-        ("/api/ask", b'{"question": '),
-        ("/api/ask", encode({"question": "<script>alert(1)</script>"})),
-        ("/api/ask", encode({"question": "\x00" * 500})),
-    ]
-    return kinds[i % len(kinds)]
+    """The i-th malformed request, in turn."""
+    return MALFORMED[i % len(MALFORMED)]
 
 
 def test_malformed_requests_beside_ordinary_ones_hurt_no_one(srv: Server) -> None:
