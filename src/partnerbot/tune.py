@@ -168,15 +168,12 @@ def _key(*parts: Any) -> str:
 
 
 def cross_fit(state: Version, items: Sequence[Item], base: str, config: finetune.TrainConfig, folds: int,
-              cache_dir: Path | None, log: Callable[[str], None]) -> np.ndarray:
+              cache_dir: Path | None, log: Callable[[str], None]) -> None:
     """Give every item its out-of-fold features and question vector (see the module's step 2).
 
-    Returns each fold model's vectors of every item's question (folds x items x dimensions). The fold
-    models' vectors are cached in `cache_dir`, keyed by everything they depend on, so refitting the
-    reader alone takes seconds.
+    The fold models' vectors are cached in `cache_dir`, keyed by everything they depend on, so refitting
+    the reader alone takes seconds.
     """
-    from .artifact import weights_sha256_cached
-
     texts = contexts(state)
     plans = [triplets(state, [it for it in items if it.fold != k]) for k in range(folds)]
     key = _key(weights_sha256_cached(Path(base)), config, folds, texts, [[it.query.context, it.fold] for it in items],
@@ -187,8 +184,6 @@ def cross_fit(state: Version, items: Sequence[Item], base: str, config: finetune
             sentence_vecs, question_vecs = npz["sentences"], npz["questions"]
         log(f"cross-fitted vectors reused from {cached}")
     else:
-        sentence_vecs = np.zeros((folds, len(texts), 0), dtype=np.float32)
-        question_vecs = np.zeros((folds, len(items), 0), dtype=np.float32)
         svs, qvs = [], []
         for k in range(folds):
             t0 = time.perf_counter()
@@ -205,7 +200,6 @@ def cross_fit(state: Version, items: Sequence[Item], base: str, config: finetune
         it.oof_matrix = featurize(state, Query(it.query.question, it.query.context, qv), it.hits,
                                   sentence_vecs[it.fold]).matrix
         it.oof_vector = qv
-    return question_vecs
 
 
 def _fit_linear(x: np.ndarray, y: np.ndarray, c: float, seed: int) -> Linear:
