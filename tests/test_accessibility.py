@@ -127,7 +127,8 @@ def test_axe_finds_no_wcag_violations_in_every_page_state(
     ask_and_wait(page, OFF_TOPIC, 2)
     expect(page.locator("#chat .pb-msg").nth(1)).to_contain_text(REFUSAL)
     results["refusal"] = axe_violations(page, axe_source)
-    page.get_by_role("button", name="New chat").click()  # the unsure question on its own: no earlier topic
+    page.goto(server.url + "/")  # the unsure question on its own, in a fresh session: no earlier topic
+    expect(page.get_by_label("Your question", exact=True)).to_be_visible()
     expect(page.locator("#chat .pb-msg")).to_have_count(0)
     ask_and_wait(page, QUESTIONS["uncertain"], 1)
     unsure = page.locator("#chat .pb-msg").first
