@@ -62,6 +62,7 @@ run: index
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy src
+	$(BIN)/lint-imports
 
 # The eval gate runs first so that pytest's summary is the last line of the run.
 test: $(VENV)/.installed-dev /usr/bin/chromium $(AXE) lint

@@ -6,9 +6,9 @@ import time
 
 from common import ROOT, machine, p50, pct, questions, table, temp_dir
 
-from partnerbot.answer import Assistant
-from partnerbot.embed import embed_query
-from partnerbot.index import build_index
+from partnerbot.answering.assistant import Assistant
+from partnerbot.index.build import build_index
+from partnerbot.index.embed import embed_query
 from partnerbot.settings import Settings
 
 

@@ -11,14 +11,14 @@ from typing import Any
 
 from common import ROOT
 
-from partnerbot.corpus import load_corpus
-from partnerbot.embed import embed_model
+from partnerbot.corpus.parse import load_corpus
+from partnerbot.index.embed import embed_model
 from partnerbot.settings import Settings
 from partnerbot.types import Answer, Source
 
 
 class BaselineAssistant:
-    """`ask()`, `doc_ids()` and `document()` like `partnerbot.answer.Assistant`, built the default way."""
+    """`ask()`, `doc_ids()` and `document()` like `partnerbot.answering.assistant.Assistant`, built the default way."""
 
     def __init__(self, settings: Settings):
         from llama_index.core import Document, VectorStoreIndex

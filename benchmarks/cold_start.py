@@ -10,7 +10,7 @@ import time
 import httpx
 from common import ROOT, free_port, machine, table, temp_dir
 
-from partnerbot.index import build_index
+from partnerbot.index.build import build_index
 from partnerbot.settings import Settings
 
 

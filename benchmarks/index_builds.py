@@ -18,8 +18,8 @@ from common import ROOT, machine, p50, pct, table, temp_dir
 
 
 def synth_corpus(target: Path, factor: int) -> int:
-    from partnerbot.chunk import sections
-    from partnerbot.corpus import load_corpus
+    from partnerbot.corpus.chunk import sections
+    from partnerbot.corpus.parse import load_corpus
 
     docs = load_corpus(ROOT / "corpus")
     secs = [(d, s) for d in docs for s in sections(d) if s.heading != "Overview"]
@@ -46,8 +46,8 @@ def run_cli(args: list[str], env: dict[str, str]) -> float:
 
 def child(data: str, corpus: str) -> None:
     """Build, then time ask() p95, in this process; print JSON with the peak RSS."""
-    from partnerbot.answer import Assistant
-    from partnerbot.index import build_index
+    from partnerbot.answering.assistant import Assistant
+    from partnerbot.index.build import build_index
     from partnerbot.settings import Settings
 
     s = Settings(data_dir=Path(data), corpus_dir=Path(corpus))

@@ -28,8 +28,8 @@ from typing import Any
 import httpx
 from common import ROOT, free_port, machine, p50, pct, questions, table, temp_dir
 
-from partnerbot.answer import Assistant
-from partnerbot.index import build_index
+from partnerbot.answering.assistant import Assistant
+from partnerbot.index.build import build_index
 from partnerbot.settings import Settings
 
 TIME_LIMIT_S = 240

@@ -26,7 +26,7 @@ from common import ROOT, machine, p50, pct, questions, table, temp_dir
 from load import start_server
 
 sys.path.insert(0, str(ROOT / "tests"))
-from partnerbot.index import build_index
+from partnerbot.index.build import build_index
 from partnerbot.settings import Settings
 from test_boundary import MALFORMED, encode  # the requests the boundary tests send
 

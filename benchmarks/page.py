@@ -10,11 +10,11 @@ import time
 
 from common import ROOT, free_port, machine, p50, pct, questions, table, temp_dir
 
-from partnerbot.answer import Assistant
-from partnerbot.cards import message_html
-from partnerbot.index import build_index
+from partnerbot.answering.assistant import Assistant
+from partnerbot.index.build import build_index
+from partnerbot.serving.cards import message_html
+from partnerbot.serving.page import SourceDates
 from partnerbot.settings import Settings
-from partnerbot.ui import SourceDates
 
 
 def in_process(assistant: Assistant, qs: list[tuple[str, list[str]]]) -> list[list[object]]:

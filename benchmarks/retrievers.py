@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from common import ROOT, machine, table, temp_dir
 
-from partnerbot.answer import Assistant
-from partnerbot.evals import load_cases, metrics, run_cases
-from partnerbot.index import build_index
+from partnerbot.answering.assistant import Assistant
+from partnerbot.evaluation.metrics import load_cases, metrics, run_cases
+from partnerbot.index.build import build_index
 from partnerbot.settings import Settings
 
 COLUMNS = ["pass_rate", "wrong_answer_rate", "answer_precision", "evidence_hit@1", "hit@1", "hit@3",

@@ -40,7 +40,7 @@ def _isolate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(scope="session")
 def model() -> object:
     """The real all-MiniLM-L6-v2, loaded once per session."""
-    from partnerbot.embed import embed_model
+    from partnerbot.index.embed import embed_model
     from partnerbot.settings import Settings
 
     return embed_model(Settings())
@@ -120,7 +120,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path):  # type: ignore[n
 @pytest.fixture(scope="session")
 def real_index(tmp_path_factory: pytest.TempPathFactory, model: object) -> Path:
     """The real corpus, indexed once per session into its own data directory."""
-    from partnerbot.index import build_index
+    from partnerbot.index.build import build_index
     from partnerbot.settings import Settings
 
     data = tmp_path_factory.mktemp("real-index")
@@ -130,7 +130,7 @@ def real_index(tmp_path_factory: pytest.TempPathFactory, model: object) -> Path:
 
 @pytest.fixture(scope="session")
 def assistant(real_index: Path):  # type: ignore[no-untyped-def]
-    from partnerbot.answer import Assistant
+    from partnerbot.answering.assistant import Assistant
     from partnerbot.settings import Settings
 
     return Assistant(Settings(data_dir=real_index, corpus_dir=ROOT / "corpus"))

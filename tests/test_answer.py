@@ -13,13 +13,13 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from conftest import ROOT
-from partnerbot.answer import Assistant
+from partnerbot.answering.assistant import Assistant
+from partnerbot.answering.retrieve import hybrid_search
 from partnerbot.cli import app
-from partnerbot.corpus import load_corpus
-from partnerbot.embed import embed_query
-from partnerbot.evals import load_cases
+from partnerbot.corpus.parse import load_corpus
+from partnerbot.evaluation.metrics import load_cases
+from partnerbot.index.embed import embed_query
 from partnerbot.phrases import CITATION_RE, EXAMPLE_QUESTIONS, REFUSAL
-from partnerbot.retrieve import retrieve
 from partnerbot.settings import Settings
 from partnerbot.types import Answer, Outcome, Problem, ProblemKind
 
@@ -145,8 +145,8 @@ def test_follow_up_uses_history_and_topic_switch(assistant: Assistant) -> None:
 @pytest.mark.parametrize(("query", "doc_id"), [("287(g)", "287g"), ("C3", "cyber-crimes-center"),
                                                ("BEST", "best"), ("Albence", "press-release-2020-07-30")])
 def test_acronyms_numbers_and_names_rank_first(assistant: Assistant, query: str, doc_id: str) -> None:
-    state = assistant.snapshot()
-    hits = retrieve(state, state.expand(query), embed_query(assistant.settings, query), "hybrid", 5)
+    state = assistant.snapshots.current()
+    hits = hybrid_search(state, state.expand(query), embed_query(assistant.settings, query), "hybrid", 5)
     assert hits[0].chunk.doc_id == doc_id
 
 
@@ -239,7 +239,7 @@ def test_answer_json_reads_back_unchanged(assistant: Assistant) -> None:
 
 
 def test_a_question_whose_topic_is_only_a_pronoun_names_no_topic() -> None:
-    from partnerbot.answer import names_no_topic
+    from partnerbot.answering.conversation import names_no_topic
 
     assert names_no_topic("When were they created?") and names_no_topic("who runs it") and names_no_topic("what does it do")
     assert not names_no_topic("what is hsi") and not names_no_topic("When was BEST created?")

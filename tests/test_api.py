@@ -18,8 +18,8 @@ from playwright.sync_api import Browser, expect
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import ROOT, ChromaServer, Server
-from partnerbot.corpus import load_corpus
-from partnerbot.index import build_index
+from partnerbot.corpus.parse import load_corpus
+from partnerbot.index.build import build_index
 from partnerbot.phrases import CITATION_RE, UNAVAILABLE
 from partnerbot.settings import Settings
 from partnerbot.types import Document
@@ -181,7 +181,7 @@ def test_unknown_api_addresses_and_methods_answer_in_the_api_s_own_shape(api: Se
 
 
 def test_openai_endpoint_counts_usage_refuses_n_and_ignores_sampling(api: Server) -> None:
-    from partnerbot.embed import count_tokens
+    from partnerbot.index.embed import count_tokens
 
     client = oai(api, 5)
     messages: list[Any] = [{"role": "system", "content": "Be brief."},

@@ -22,9 +22,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import ROOT, Server, free_port, wait_http
-from partnerbot.answer import Assistant
-from partnerbot.embed import QueryBatcher, _embed_queries
-from partnerbot.language import REPLIES
+from partnerbot.answering import unanswered
+from partnerbot.answering.assistant import Assistant
+from partnerbot.answering.language import REPLIES
+from partnerbot.answering.retrieve import Retriever
+from partnerbot.index.embed import QueryBatcher, _embed_queries
 from partnerbot.settings import Settings
 from partnerbot.types import Answer
 
@@ -216,12 +218,12 @@ class _Failing:
 def test_a_question_whose_embedding_fails_fails_alone_with_the_json_error(real_index: Path) -> None:
     import uvicorn
 
-    from partnerbot.ui import build_app
+    from partnerbot.serving.page import build_app
 
     settings = Settings(data_dir=real_index, corpus_dir=ROOT / "corpus", rate_limit=0)
     failing = _Failing(settings)
     batcher = QueryBatcher(failing, max_batch=32, wait_ms=50)  # a wide window, so the bad one shares batches
-    assistant = Assistant(settings, front_end=True, embedder=batcher.embed)
+    assistant = Assistant(settings, retriever=Retriever(settings, batcher.embed), unanswered=unanswered.recorder(settings))
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(build_app(settings, assistant), host="127.0.0.1", port=port,
                                            log_level="critical"))

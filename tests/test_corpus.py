@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from partnerbot.cli import app
-from partnerbot.corpus import load_corpus, parse_document
+from partnerbot.corpus.parse import load_corpus, parse_document
 from partnerbot.errors import CorpusErrors
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -173,7 +173,7 @@ The program trained 300 officers in 2019.[^report]
 
 
 def test_footnotes_give_each_sentence_its_pages_and_leave_the_text_clean(tmp_path: Path) -> None:
-    from partnerbot.chunk import document_sentences
+    from partnerbot.corpus.chunk import document_sentences
 
     doc = parse_document(write(tmp_path, "prog.md", SOURCED.format(id="prog")))
     assert "[^" not in doc.text and "example.gov" not in doc.text  # neither markers nor definitions remain
@@ -188,7 +188,7 @@ def test_footnotes_give_each_sentence_its_pages_and_leave_the_text_clean(tmp_pat
 
 
 def test_a_document_that_is_its_own_source_needs_no_footnotes(tmp_path: Path) -> None:
-    from partnerbot.chunk import document_sentences
+    from partnerbot.corpus.chunk import document_sentences
 
     doc = parse_document(write(tmp_path, "own.md", GOOD.format(id="own")))
     [sentence] = document_sentences(doc)
@@ -227,7 +227,7 @@ def test_footnote_problems_name_file_and_line(tmp_path: Path, change: tuple[str,
 
 
 def test_every_program_sentence_has_a_dated_supporting_page() -> None:
-    from partnerbot.chunk import document_sentences
+    from partnerbot.corpus.chunk import document_sentences
 
     for doc in load_corpus(ROOT / "corpus"):
         assert "[^" not in doc.text, doc.id
@@ -240,7 +240,7 @@ def test_every_program_sentence_has_a_dated_supporting_page() -> None:
 
 
 def test_corpus_sources_document_matches_the_footnotes(tmp_path: Path) -> None:
-    from partnerbot.corpus import with_footnote_listing
+    from partnerbot.corpus.parse import with_footnote_listing
 
     docs = load_corpus(ROOT / "corpus")
     current = (ROOT / "docs" / "corpus-sources.md").read_text(encoding="utf-8")

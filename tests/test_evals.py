@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 from conftest import ROOT
 from partnerbot.cli import app
 from partnerbot.errors import EvalError
-from partnerbot.evals import Case, check_case, fact_found, load_cases, locate_evidence, metrics
-from partnerbot.index import build_index
+from partnerbot.evaluation.metrics import Case, check_case, fact_found, load_cases, locate_evidence, metrics
+from partnerbot.index.build import build_index
 from partnerbot.settings import Settings
 from partnerbot.types import Answer, Source
 
@@ -200,7 +200,7 @@ def test_reindex_gate_refuses_a_breaking_edit(tiny_index: Path, tiny_corpus: Pat
 
 
 def test_project_cases_are_valid_and_split() -> None:
-    from partnerbot.corpus import load_corpus
+    from partnerbot.corpus.parse import load_corpus
 
     docs = {d.id: d.text for d in load_corpus(ROOT / "corpus")}
     train = load_cases([ROOT / "evals" / "train"], docs)

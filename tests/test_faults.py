@@ -13,10 +13,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import ROOT, ChromaServer
-from partnerbot import feedback
-from partnerbot.answer import Assistant
-from partnerbot.index import build_index
+from partnerbot.answering.assistant import Assistant
+from partnerbot.index.build import build_index
 from partnerbot.phrases import CITATION_RE
+from partnerbot.serving import feedback
 from partnerbot.settings import Settings
 from partnerbot.types import Problem, ProblemKind
 from test_ui import Server

@@ -23,12 +23,12 @@ from typing import Any
 import pytest
 
 from conftest import ROOT, free_port, wait_http
-from partnerbot.answer import Assistant
-from partnerbot.evals import citations_valid
-from partnerbot.generate import INSTRUCTIONS, MODEL_REFUSAL, parse_reply, split_claims, user_prompt
+from partnerbot.answering.assistant import Assistant
+from partnerbot.answering.generate import INSTRUCTIONS, MODEL_REFUSAL, parse_reply, split_claims, user_prompt
+from partnerbot.answering.verify import names, numbers, read_verifier, unsupported
+from partnerbot.evaluation.metrics import citations_valid
 from partnerbot.settings import Settings
 from partnerbot.types import Answer
-from partnerbot.verify import names, numbers, read_verifier, unsupported
 
 QUESTION = "When was the Cyber Crimes Center established?"
 Reply = Callable[[list[str], dict[str, Any]], "str | tuple[int, str] | float"]
@@ -133,7 +133,7 @@ def test_reply_is_split_at_citations_and_not_at_abbreviations() -> None:
     ("It was established in 1997. It is in Virginia.", "no sentence ends with a [n]"),
 ])
 def test_malformed_or_declining_replies_are_rejected(reply: str, reason: str) -> None:
-    from partnerbot.generate import GenerationError
+    from partnerbot.answering.generate import GenerationError
 
     with pytest.raises(GenerationError, match=re.escape(reason)):
         parse_reply(reply)
@@ -300,7 +300,7 @@ def test_a_real_model_answer_is_checked_sentence_by_sentence(real_index: Path, l
 # -- evals, CLI and UI --------------------------------------------------------------------------------
 def test_eval_reports_dropped_sentences_and_fallbacks_beside_the_quoted_answer(generating: Assistant,
                                                                                 stub: Stub) -> None:
-    from partnerbot.evals import Case, metrics, report, run_cases
+    from partnerbot.evaluation.metrics import Case, metrics, report, run_cases
 
     stub.reply = lambda s, body: f"{s[0]} [1] It was founded together with Interpol [1]."
     cases = [Case("c3", QUESTION, facts=(("1997",),)), Case("moon", "What is the capital of Mongolia?", refuse=True)]
@@ -326,8 +326,8 @@ def test_eval_with_the_generated_answerer_needs_an_endpoint() -> None:
 
 
 def test_the_page_marks_generated_answers_and_keeps_the_quotes() -> None:
-    from partnerbot.cards import message_html
     from partnerbot.phrases import GENERATED_NOTE
+    from partnerbot.serving.cards import message_html
 
     source = {"n": 1, "doc_id": "cyber-crimes-center", "title": "C3", "url": "https://example.org", "date": "2020",
               "section": "About", "quote": "C3 was established in 1997.", "start": 0, "end": 27, "score": 0.9}
@@ -342,7 +342,7 @@ def test_the_eval_table_shows_a_model_s_brackets_as_text() -> None:
 
     from rich.console import Console
 
-    from partnerbot.report import print_report
+    from partnerbot.evaluation.report import print_report
 
     case = {"id": "c3", "passed": True, "reasons": [], "question": QUESTION, "answer": "Quoted. [1]", "sources": [],
             "latency_ms": 1.0, "mode": "extractive", "fallback": "no generated sentence passed verification",
@@ -361,9 +361,9 @@ def test_ask_url_round_trips_a_generated_answer_and_a_fallback(real_index: Path,
     from typer.testing import CliRunner
 
     from conftest import Server
-    from partnerbot import remote
     from partnerbot.cli import app
     from partnerbot.phrases import GENERATED_NOTE
+    from partnerbot.serving import remote
 
     srv = Server(real_index, ROOT / "corpus", env={"PARTNERBOT_LLM_URL": stub.url, "PARTNERBOT_LLM_MODEL": "stub"})
     try:

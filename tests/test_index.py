@@ -14,11 +14,11 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import ROOT, cli_env, not_ready
-from partnerbot import store
-from partnerbot.answer import Assistant
+from partnerbot.answering.assistant import Assistant
 from partnerbot.cli import app
 from partnerbot.errors import CorpusErrors, IndexLockedError, IndexMismatchError, IndexNotBuiltError
-from partnerbot.index import build_index, open_collections, rollback, status
+from partnerbot.index.build import build_index, open_collections, rollback, status, store
+from partnerbot.index.snapshots import IndexSnapshots
 from partnerbot.settings import Settings
 
 SECRET = "How many spare lighthouse lamps does the Alpha Program keep?"
@@ -35,7 +35,7 @@ def stored_texts(s: Settings) -> list[str]:
 
 
 def ask(s: Settings, question: str) -> str:
-    return Assistant(s, pointer_check_seconds=0).ask(question).text
+    return Assistant(s, snapshots=IndexSnapshots(s, check_seconds=0)).ask(question).text
 
 
 def test_no_change_reindex_embeds_nothing(tmp_path: Path, tiny_corpus: Path, store_url: str, model: object) -> None:
@@ -172,7 +172,7 @@ def test_kill_9_mid_build_leaves_active_index_intact(
     client = store.connect(s)
     partial = None
     deadline = time.monotonic() + 240
-    serving = Assistant(s, pointer_check_seconds=0)
+    serving = Assistant(s, snapshots=IndexSnapshots(s, check_seconds=0))
     while partial is None and time.monotonic() < deadline and proc.poll() is None:
         assert "4817" in serving.ask(SECRET).text  # the served index keeps answering during the build
         for v in store.versions_present(client) - {active}:
@@ -221,7 +221,7 @@ def test_answers_cite_the_footnoted_page_and_a_changed_footnote_needs_no_re_embe
 ) -> None:
     s = settings_for(tmp_path, tiny_corpus)
     build_index(s)
-    answer = Assistant(s, pointer_check_seconds=0).ask("How many telescopes had the Gamma Office lent?")
+    answer = Assistant(s, snapshots=IndexSnapshots(s, check_seconds=0)).ask("How many telescopes had the Gamma Office lent?")
     [source] = [x for x in answer.sources if "9,300" in x.quote]
     assert "[^" not in source.quote and "[^" not in answer.text
     assert (source.url, source.date, source.doc_url) == (
@@ -230,5 +230,5 @@ def test_answers_cite_the_footnoted_page_and_a_changed_footnote_needs_no_re_embe
     gamma.write_text(gamma.read_text().replace("(2019-04-02)", "(2019-05-06) \"Gamma annual report\""))
     summary = build_index(s)
     assert summary.changed == ("gamma",) and summary.chunks_embedded == 0  # the text is the same: nothing re-embedded
-    source = Assistant(s, pointer_check_seconds=0).ask("How many telescopes had the Gamma Office lent?").sources[0]
+    source = Assistant(s, snapshots=IndexSnapshots(s, check_seconds=0)).ask("How many telescopes had the Gamma Office lent?").sources[0]
     assert (source.date, source.page_title) == ("2019-05-06", "Gamma annual report")

@@ -7,9 +7,9 @@ import concurrent.futures
 import numpy as np
 import pytest
 
-from partnerbot.embed import QueryBatcher, _embed_queries, embed_query
-from partnerbot.limits import RateLimiter
-from partnerbot.replies import rate_limited
+from partnerbot.index.embed import QueryBatcher, _embed_queries, embed_query
+from partnerbot.serving.limits import RateLimiter
+from partnerbot.serving.replies import rate_limited
 from partnerbot.settings import Settings
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from conftest import ROOT
-from partnerbot.answer import Assistant
-from partnerbot.corpus import load_corpus
-from partnerbot.language import REPLIES, english_share, foreign_reply
-from partnerbot.normalize import Normalizer
+from partnerbot.answering.assistant import Assistant
+from partnerbot.answering.language import REPLIES, english_share, foreign_reply
+from partnerbot.corpus.parse import load_corpus
+from partnerbot.corpus.vocabulary import Normalizer
 from partnerbot.phrases import EXAMPLE_QUESTIONS, REFUSAL
 
 

@@ -18,11 +18,11 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import ROOT, ChromaServer, cli_env, free_port, wait_http
-from partnerbot import lease, store
-from partnerbot.answer import Assistant
+from partnerbot.answering.assistant import Assistant
 from partnerbot.cli import app
 from partnerbot.errors import ConfigError, IndexLockedError
-from partnerbot.index import build_index
+from partnerbot.index.build import build_index, lease, store
+from partnerbot.index.snapshots import IndexSnapshots
 from partnerbot.settings import Settings
 from test_index import _big_corpus
 
@@ -87,15 +87,15 @@ def test_two_machines_never_build_at_once_and_a_dead_run_is_taken_over(
     assert store.versions_present(client) == {pointer.version, active}  # A's partial version is gone
     released = _newest_holder(client)
     assert released is not None and released.released and released.pid == os.getpid()
-    assert "5926" in Assistant(b, pointer_check_seconds=0).ask(SECRET).text
+    assert "5926" in Assistant(b, snapshots=IndexSnapshots(b, check_seconds=0)).ask(SECRET).text
 
 
 def _claim(url: str, results: object) -> None:
     import chromadb
     from chromadb.config import Settings as ChromaSettings
 
-    from partnerbot import lease as lease_mod
     from partnerbot.errors import IndexLockedError as Locked
+    from partnerbot.index import lease as lease_mod
 
     port = int(url.rsplit(":", 1)[1])
     client = chromadb.HttpClient(host="127.0.0.1", port=port, settings=ChromaSettings(anonymized_telemetry=False))
@@ -140,7 +140,7 @@ def test_a_build_releases_its_lease_and_rollback_takes_it(tmp_path: Path, tiny_c
     done = _newest_holder(client)
     assert done is not None and done.released
     held = lease.acquire(client, ttl=60)
-    from partnerbot.index import rollback
+    from partnerbot.index.build import rollback
 
     with pytest.raises(IndexLockedError, match=f"pid {os.getpid()}"):
         rollback(s)
@@ -328,7 +328,7 @@ def test_makefile_torch_step_uses_the_index_it_is_given(tmp_path: Path) -> None:
 def test_latency_percentiles_interpolate_and_skip_outages() -> None:
     from dataclasses import replace
 
-    from partnerbot.evals import CaseResult, metrics
+    from partnerbot.evaluation.metrics import CaseResult, metrics
 
     base = CaseResult("c", True, [], "q", "a", False, [], [], 0.0)
     results = [replace(base, id=f"c{i}", latency_ms=float(i)) for i in range(1, 21)]

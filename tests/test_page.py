@@ -12,9 +12,9 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from conftest import ARTIFACTS, ROOT, Server
-from partnerbot.cards import date_label, document_html
-from partnerbot.corpus import load_corpus
+from partnerbot.corpus.parse import load_corpus
 from partnerbot.phrases import EXAMPLE_QUESTIONS, REFUSAL, UNCERTAIN
+from partnerbot.serving.cards import date_label, document_html
 from test_outcomes import QUESTIONS
 from test_ui import ask_in_page, wait_for_answer
 

@@ -12,10 +12,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from partnerbot.embed import QueryBatcher, _embed_queries
+from partnerbot.answering.language import foreign_reply, own_words
+from partnerbot.corpus.vocabulary import fold_accents
 from partnerbot.errors import InputError
-from partnerbot.language import foreign_reply, own_words
-from partnerbot.normalize import fold_accents
+from partnerbot.index.embed import QueryBatcher, _embed_queries
 from partnerbot.sanitize import clean_history, clean_question, clean_text, scrub
 from partnerbot.settings import Settings
 

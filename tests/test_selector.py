@@ -10,15 +10,15 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import ROOT, not_ready
-from partnerbot.answer import Assistant
+from partnerbot.answering.assistant import Assistant
+from partnerbot.answering.reader.features import FEATURES, counted_stems
+from partnerbot.answering.reader.model import Thresholds, read_selector, write_selector
+from partnerbot.answering.reader.policy import choose, decide
 from partnerbot.cli import app
 from partnerbot.errors import IndexMismatchError, SelectorError
-from partnerbot.index import build_index
-from partnerbot.reader.features import FEATURES, counted_stems
-from partnerbot.reader.model import Thresholds, read_selector, write_selector
-from partnerbot.reader.policy import choose, decide
+from partnerbot.evaluation.tune import tune
+from partnerbot.index.build import build_index
 from partnerbot.settings import Settings, bundled_selector_path
-from partnerbot.tune import tune
 from partnerbot.types import Answer
 
 REMOVALS = "ERO carried out 185,884 removals in FY 2020"
@@ -30,7 +30,7 @@ def features_of(assistant: Assistant, question: str, fragment: str) -> dict[str,
     prepared = assistant.prepare(question)
     cands = prepared.candidates
     for row, i in zip(cands.matrix, cands.sentences, strict=True):
-        if fragment in prepared.state.sentences[i].text:
+        if fragment in prepared.snapshot.sentences[i].text:
             return dict(zip(FEATURES, map(float, row), strict=True))
     raise AssertionError(f"no candidate holds {fragment!r}")
 
@@ -67,8 +67,8 @@ def test_shipped_selector_loads_and_the_index_records_it(assistant: Assistant) -
     assert 0.0 < selector.thresholds.scope < 1.0
     assert selector.fitted["cases"] >= 1500 and selector.fitted["refuse_cases"] >= 300
     assert "cross_validated" in selector.fitted
-    state = assistant.snapshot()
-    assert assistant.selector.id == selector.id and state.version
+    state = assistant.snapshots.current()
+    assert assistant.reader.selector.id == selector.id and state.version
     assert selector.embed_sha256 == assistant.settings.model_sha256  # fitted with the model that serves
 
 
@@ -86,7 +86,7 @@ def test_selector_artifact_round_trip_and_tampering(tmp_path: Path) -> None:
         read_selector(path)
     data["features"] = ["dense"]
     data.pop("id")
-    from partnerbot.reader.model import content_id
+    from partnerbot.answering.reader.model import content_id
 
     data["id"] = content_id(data)
     path.write_text(json.dumps(data))
@@ -118,7 +118,7 @@ def test_index_and_selector_disagree_says_what_to_run(tiny_corpus: Path, tmp_pat
 
 def test_refusal_threshold_and_extra_sentences(assistant: Assistant) -> None:
     prepared = assistant.prepare("How many lookouts has the war crimes center issued?")
-    state, cands = prepared.state, prepared.candidates
+    state, cands = prepared.snapshot, prepared.candidates
     p = np.linspace(0.9, 0.1, len(cands.sentences))
     assert choose(state, cands.sentences, p, Thresholds(0.95, 1.0), 3) == []  # below the answer threshold
     one = choose(state, cands.sentences, p, Thresholds(0.5, 1.0), 3)
@@ -132,7 +132,7 @@ def test_refusal_threshold_and_extra_sentences(assistant: Assistant) -> None:
 
 def test_three_outcomes_follow_the_thresholds(assistant: Assistant) -> None:
     prepared = assistant.prepare("How many lookouts has the war crimes center issued?")
-    state, sents = prepared.state, prepared.candidates.sentences
+    state, sents = prepared.snapshot, prepared.candidates.sentences
     p = np.linspace(0.9, 0.1, len(sents))
     t = Thresholds(answer=0.5, extra=1.0, scope=0.5)
     assert decide(state, sents, p, 0.4, t, 3).outcome == "declined" and not decide(state, sents, p, 0.4, t, 3).picked
@@ -175,9 +175,9 @@ def test_the_read_path_does_not_import_the_build_path() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, partnerbot.answer, partnerbot.retrieve, partnerbot.version; "
-            "print(sorted(m for m in sys.modules if m in ('partnerbot.index', 'partnerbot.corpus', 'partnerbot.chunk', "
-            "'partnerbot.tune', 'partnerbot.finetune', 'sklearn', 'datasets')))")
+    code = ("import sys, partnerbot.answering.assistant, partnerbot.answering.retrieve, partnerbot.index.read; "
+            "print(sorted(m for m in sys.modules if m in ('partnerbot.index.build', 'partnerbot.corpus.parse', 'partnerbot.corpus.chunk', "
+            "'partnerbot.evaluation.tune', 'partnerbot.evaluation.finetune', 'sklearn', 'datasets')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 

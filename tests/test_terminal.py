@@ -14,10 +14,10 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from conftest import ROOT, Server, cli_env, free_port, wait_http
-from partnerbot.answer import Assistant
+from partnerbot.answering.assistant import Assistant
 from partnerbot.cli import app
 from partnerbot.phrases import EXAMPLE_QUESTIONS, REFUSAL, UNCERTAIN
-from partnerbot.terminal import chat as chat_loop
+from partnerbot.serving.terminal import chat as chat_loop
 
 BEST = "Tell me about the Border Enforcement Security Task Forces"
 PROMPT = "you> "

@@ -10,10 +10,11 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import ROOT, Server
-from partnerbot.answer import Assistant
+from partnerbot.answering import unanswered
+from partnerbot.answering.assistant import Assistant
+from partnerbot.answering.unanswered import group, log_files, read, record
 from partnerbot.cli import app
 from partnerbot.settings import Settings
-from partnerbot.unanswered import group, log_files, read, record
 
 DAY = dt.date(2026, 11, 20)
 
@@ -36,12 +37,12 @@ def test_log_keeps_text_and_date_only_and_rotates_at_its_cap() -> None:
 def test_only_front_ends_log_refusals_and_only_when_switched_on(real_index: Path, tmp_path: Path) -> None:
     log = tmp_path / "unanswered.jsonl"
     on = Settings(data_dir=real_index, corpus_dir=ROOT / "corpus", log_unanswered=True, unanswered_log=log)
-    front = Assistant(on, front_end=True)
+    front = Assistant(on, unanswered=unanswered.recorder(on))
     assert front.ask("What is the capital of France?").refused
     assert not front.ask("What is HERO Corps?", ["a question that is not kept"]).refused
     assert Assistant(on).ask("What is the capital of Spain?").refused  # an eval or tuning run
     off = on.model_copy(update={"log_unanswered": False})
-    assert Assistant(off, front_end=True).ask("What is the capital of Italy?").refused
+    assert Assistant(off, unanswered=unanswered.recorder(off)).ask("What is the capital of Italy?").refused
     env = {"PARTNERBOT_DATA_DIR": str(real_index), "PARTNERBOT_LOG_UNANSWERED": "1", "PARTNERBOT_UNANSWERED_LOG": str(log)}
     assert CliRunner().invoke(app, ["ask", "What is the capital of Peru?"], env=env).exit_code == 0
     cases = tmp_path / "cases.yaml"

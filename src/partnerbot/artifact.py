@@ -1,6 +1,8 @@
-"""The tuned embedding model as an artifact: its manifest, and the SHA-256 of its weights (the read side).
+"""The fitted artifacts, read and checked: the tuned embedding model (its manifest and the SHA-256 of its
+weights) and the reader's JSON file (its format and content id).
 
-`finetune` writes the artifact; this module only reads and checks it, so serving never imports training code.
+`partnerbot tune` writes them; this module only reads and checks them, so serving never imports training
+code, and the index build records the reader's id without importing the answering layer.
 """
 
 from __future__ import annotations
@@ -11,11 +13,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .errors import ModelArtifactError
+from partnerbot.errors import ModelArtifactError, SelectorError
 
 MANIFEST = "partnerbot-model.json"
 WEIGHTS = "model.safetensors"
 FORMAT = "partnerbot-embedder/1"
+SELECTOR_FORMAT = "partnerbot-selector"
+SELECTOR_FORMAT_VERSION = 2
 
 
 def weights_sha256(folder: Path) -> str:
@@ -79,3 +83,29 @@ def is_artifact(folder: Path) -> bool:
     return (Path(folder) / MANIFEST).exists()
 
 
+def content_id(data: dict[str, Any]) -> str:
+    """A short hash of a JSON artifact's content, its `id` field left out: equal content, equal id."""
+    body = {k: v for k, v in data.items() if k != "id"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:12]
+
+
+def read_selector_json(path: Path) -> dict[str, Any]:
+    """The reader's artifact as JSON, its format and content id checked (not yet its features).
+
+    Raises:
+        SelectorError: the file is missing, unreadable, of another format, or altered; the message names
+            the file and says to run `partnerbot tune`.
+    """
+    fix = "run `partnerbot tune` to fit a new one"
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise SelectorError(f"{path}: no answer selector here; {fix}") from exc
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SelectorError(f"{path}: the answer selector cannot be read ({exc}); {fix}") from exc
+    if (not isinstance(data, dict) or data.get("format") != SELECTOR_FORMAT
+            or data.get("format_version") != SELECTOR_FORMAT_VERSION):
+        raise SelectorError(f"{path}: not a {SELECTOR_FORMAT} file of version {SELECTOR_FORMAT_VERSION}; {fix}")
+    if data.get("id") != content_id(data):
+        raise SelectorError(f"{path}: the content does not match its id {data.get('id')!r} (edited by hand?); {fix}")
+    return data

@@ -12,8 +12,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from .errors import CorpusErrors, PartnerbotError, StoreUnavailableError
-from .settings import Settings
+from partnerbot.errors import CorpusErrors, PartnerbotError, StoreUnavailableError
+from partnerbot.settings import Settings
 
 app = typer.Typer(help="partnerbot: cited answers about ICE partnership programs.", no_args_is_help=True,
                   add_completion=False, pretty_exceptions_enable=False)
@@ -60,7 +60,7 @@ def corpus_check(corpus: Annotated[Path | None, typer.Option(help="Corpus folder
 
     Example: partnerbot corpus check --corpus corpus/
     """
-    from .corpus import load_corpus
+    from partnerbot.corpus.parse import load_corpus
 
     try:
         settings = _settings(corpus_dir=corpus)
@@ -79,7 +79,7 @@ def corpus_sources(
 
     Example: partnerbot corpus sources --write docs/corpus-sources.md
     """
-    from .corpus import footnote_listing, load_corpus, with_footnote_listing
+    from partnerbot.corpus.parse import footnote_listing, load_corpus, with_footnote_listing
 
     try:
         docs = load_corpus(_settings(corpus_dir=corpus).corpus_dir)
@@ -108,10 +108,10 @@ def index(
     Example: partnerbot index            (incremental: only changed documents are embedded)
              partnerbot index --rollback
     """
-    from .evals import reindex_gate
-    from .index import build_index
-    from .index import rollback as do_rollback
-    from .progress import Steps
+    from partnerbot.evaluation.metrics import reindex_gate
+    from partnerbot.index.build import build_index
+    from partnerbot.index.build import rollback as do_rollback
+    from partnerbot.progress import Steps
 
     try:
         settings = _settings()
@@ -151,7 +151,7 @@ def status() -> None:
 
     Example: partnerbot status
     """
-    from .index import status as get_status
+    from partnerbot.index.build import status as get_status
 
     try:
         st = get_status(_settings())
@@ -183,26 +183,27 @@ def ask(
     Example: partnerbot ask "When were they created?" --history "What is BEST?"
              partnerbot ask "What is HERO Corps?" --url http://127.0.0.1:7860 --json
     """
-    from . import replies
-    from .progress import step
-    from .terminal import print_answer
-    from .types import Problem
+    from partnerbot.progress import step
+    from partnerbot.serving import replies
+    from partnerbot.serving.terminal import print_answer
+    from partnerbot.types import Problem
 
     try:
         if url:
             if retriever:
                 raise PartnerbotError("--retriever applies to the local assistant; a server answers with its own settings")
-            from .remote import ask as ask_server
+            from partnerbot.serving.remote import ask as ask_server
 
             result = ask_server(url, question, history or [])
         else:
             settings = _settings(retriever=retriever)
             with step(err, "loading the embedding model"):
-                from .answer import Assistant
-                from .embed import embed_model
+                from partnerbot.answering import unanswered
+                from partnerbot.answering.assistant import Assistant
+                from partnerbot.index.embed import embed_model
 
                 embed_model(settings)
-            result = replies.ask(Assistant(settings, front_end=True), question, history or [])
+            result = replies.ask(Assistant(settings, unanswered=unanswered.recorder(settings)), question, history or [])
     except StoreUnavailableError as exc:  # with --url: the server cannot be reached
         err.print(f"Error: {exc}", highlight=False, markup=False, soft_wrap=True)
         raise typer.Exit(4) from exc
@@ -228,14 +229,15 @@ def chat() -> None:
     """
     import readline  # noqa: F401  (line editing and recall for input())
 
-    from .answer import Assistant
-    from .embed import embed_model
-    from .terminal import chat as converse
+    from partnerbot.answering import unanswered
+    from partnerbot.answering.assistant import Assistant
+    from partnerbot.index.embed import embed_model
+    from partnerbot.serving.terminal import chat as converse
 
     try:
         settings = _settings()
         with err.status("Loading the model and the index..."):
-            assistant = Assistant(settings, front_end=True)
+            assistant = Assistant(settings, unanswered=unanswered.recorder(settings))
             assistant.doc_ids()  # the active index version
             embed_model(settings)
     except StoreUnavailableError as exc:
@@ -260,14 +262,14 @@ def serve(
 
     Example: partnerbot serve --port 7860 --log-level info
     """
-    from .progress import step
+    from partnerbot.progress import step
 
     try:
         if log_level is not None and log_level.lower() not in LOG_LEVELS:
             raise PartnerbotError(f"--log-level must be one of {', '.join(LOG_LEVELS)}, got {log_level!r}")
         settings = _settings(host=host, port=port, log_level=log_level.lower() if log_level else None)
         with step(err, "starting the chat server"):
-            from .ui import serve as run_server
+            from partnerbot.serving.page import serve as run_server
         run_server(settings, loading=lambda name: step(err, name))
     except PartnerbotError as exc:
         _fail(exc)
@@ -293,10 +295,10 @@ def evaluate(
     Example: partnerbot eval --check                (the test split, against evals/thresholds.toml)
              PARTNERBOT_LLM_URL=http://127.0.0.1:8080/v1 partnerbot eval --answerer generated
     """
-    from .evals import check_thresholds, load_cases, load_thresholds, report, run_cases
-    from .evals import compare as compare_reports
-    from .progress import Steps, step
-    from .report import print_report, render_html
+    from partnerbot.evaluation.metrics import check_thresholds, load_cases, load_thresholds, report, run_cases
+    from partnerbot.evaluation.metrics import compare as compare_reports
+    from partnerbot.evaluation.report import print_report, render_html
+    from partnerbot.progress import Steps, step
 
     try:
         if retriever not in (None, "hybrid", "dense", "bm25"):
@@ -311,8 +313,8 @@ def evaluate(
                                   "(e.g. http://127.0.0.1:8080/v1) and PARTNERBOT_LLM_MODEL")
         paths = cases or [_existing(settings.test_cases, "test split", "evals_dir")]
         with step(err, "loading the embedding model"):
-            from .answer import Assistant
-            from .embed import embed_model
+            from partnerbot.answering.assistant import Assistant
+            from partnerbot.index.embed import embed_model
 
             embed_model(settings)
         assistant = Assistant(settings)
@@ -373,7 +375,7 @@ def tune(
 
     Example: partnerbot tune --seed 13
     """
-    from .tune import tune as fit
+    from partnerbot.evaluation.tune import tune as fit
 
     try:
         settings = _settings()
@@ -410,8 +412,8 @@ def splits(
 
     Example: partnerbot splits
     """
-    from .cases import load_cases, near_questions, shared_questions
-    from .embed import embed_texts
+    from partnerbot.evaluation.cases import load_cases, near_questions, shared_questions
+    from partnerbot.index.embed import embed_texts
 
     try:
         settings = _settings()
@@ -446,7 +448,7 @@ def calibrate(
 
     Example: partnerbot calibrate
     """
-    from .calibrate import calibrate as fit
+    from partnerbot.evaluation.calibrate import calibrate as fit
 
     try:
         settings = _settings()
@@ -468,7 +470,7 @@ def feedback_export(
 
     Example: partnerbot feedback export --to-evals evals/from-feedback.yaml
     """
-    from .feedback import export_cases
+    from partnerbot.serving.feedback import export_cases
 
     try:
         settings = _settings()
@@ -490,8 +492,8 @@ def report_unanswered(
 
     Example: partnerbot report unanswered --since 2026-11-01 --html unanswered.html
     """
-    from .report import print_unanswered, render_unanswered_html
-    from .unanswered import group, read
+    from partnerbot.answering.unanswered import group, read
+    from partnerbot.evaluation.report import print_unanswered, render_unanswered_html
 
     day = since.date() if since else None
     try:

@@ -27,7 +27,7 @@ from typing import Any
 
 import nh3
 
-from .errors import InputError
+from partnerbot.errors import InputError
 
 HISTORY_TURNS = 6  # the earlier turns kept: a follow-up leans on the last few, never on the whole log
 

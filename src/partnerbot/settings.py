@@ -23,7 +23,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from .errors import ConfigError
+from partnerbot.errors import ConfigError
 
 PROJECT_FILE = "partnerbot.toml"
 # Path settings whose defaults move to the project root when there is one.
@@ -140,7 +140,7 @@ class Settings(BaseSettings):
     @property
     def model_path(self) -> str:
         """The embedding model's folder: `embed_model`, else the shipped fine-tuned model, else the base model."""
-        from .artifact import is_artifact
+        from partnerbot.artifact import is_artifact
 
         if self.embed_model:
             return self.embed_model
@@ -170,7 +170,7 @@ class Settings(BaseSettings):
         Raises:
             ModelArtifactError: a tuned model's weights are missing or do not match their manifest.
         """
-        from .artifact import is_artifact, read_manifest, weights_sha256_cached
+        from partnerbot.artifact import is_artifact, read_manifest, weights_sha256_cached
 
         path = Path(self.model_path)
         return str(read_manifest(path)["sha256"]) if is_artifact(path) else weights_sha256_cached(path)

@@ -34,3 +34,14 @@ def content_stems(text: str) -> list[str]:
         if t not in STOPWORDS:
             seen.setdefault(stem(t), None)
     return list(seen)
+
+
+def date_words(iso: str) -> str:
+    """An ISO date in words: "2020-07-30" -> "July 30 2020"."""
+    import datetime as dt
+
+    try:
+        day = dt.date.fromisoformat(iso)
+    except ValueError:
+        return ""
+    return f"{day:%B} {day.day} {day.year}"

@@ -193,7 +193,6 @@ class Answer:
     timings_ms: dict[str, float] = field(default_factory=dict)
     retrieved_doc_ids: tuple[str, ...] = ()
     index_version: str = ""
-    evidence: dict[str, float] = field(default_factory=dict)
     language: str = "en"
     mode: str = "extractive"  # "generated": written by a language model from the sources, each sentence checked
     fallback: str = ""  # why a generated answer was not given, when generation was asked for

@@ -1,0 +1,210 @@
+"""`Assistant.ask`: the one path from a question to a cited, extractive answer, a "not sure", or a refusal.
+
+The `Assistant` composes four components and keeps nothing else:
+- `IndexSnapshots` (index layer): the loaded index version, following the active pointer;
+- `Retriever`: normalises the question, adds a follow-up's topic, embeds it and retrieves chunks;
+- `Reader`: scores the candidate sentences and chooses answered, uncertain or declined;
+- `Writer` (only with `llm_url` set): a language model rewrites the chosen quotes, each sentence checked.
+
+Input is cleaned once, here (`sanitize`), so no component sees raw user text.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from partnerbot.answering.language import foreign_reply
+from partnerbot.answering.reader import Reader, Reading
+from partnerbot.answering.reader.features import Candidates, Query, featurize
+from partnerbot.answering.retrieve import Retriever
+from partnerbot.answering.writer import Writer
+from partnerbot.errors import InputError, PartnerbotError, StoreUnavailableError
+from partnerbot.index.read import DocInfo, IndexSnapshot
+from partnerbot.index.snapshots import IndexSnapshots
+from partnerbot.phrases import NOT_READY, REFUSAL, UNAVAILABLE, UNCERTAIN, cite
+from partnerbot.sanitize import clean_history, clean_question
+from partnerbot.settings import Settings
+from partnerbot.types import Answer, Hit, Outcome, Page, Problem, ProblemKind, Source
+
+# Told of each declined or uncertain question from the public (`unanswered.recorder`).
+Unanswered = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A question made ready for the reader: its query, retrieved chunks and scored candidates."""
+
+    snapshot: IndexSnapshot
+    query: Query
+    hits: list[Hit]
+    candidates: Candidates
+    embed_ms: float = 0.0
+
+
+class Assistant:
+    """Answers questions from the active index version with the fitted reader."""
+
+    def __init__(self, settings: Settings, *, snapshots: IndexSnapshots | None = None,
+                 retriever: Retriever | None = None, reader: Reader | None = None, writer: Writer | None = None,
+                 unanswered: Unanswered | None = None):
+        """Each component not given is built from `settings`: the reader on first use, and the writer on
+        first use only when `settings.llm_url` is set.
+
+        `unanswered` is told of each declined or uncertain question. Front ends that answer people pass
+        `unanswered.recorder(settings)`; evaluation runs pass nothing, so their refuse cases never pass for
+        questions from the public.
+        """
+        self.settings = settings
+        self.snapshots = snapshots or IndexSnapshots(settings)
+        self.retriever = retriever or Retriever(settings)
+        self._reader = reader
+        self._writer = writer
+        self._unanswered = unanswered
+
+    @property
+    def reader(self) -> Reader:
+        """The fitted reader (`Reader.load` on first use).
+
+        Raises:
+            SelectorError: no usable reader artifact.
+        """
+        if self._reader is None:
+            self._reader = Reader.load(self.settings)
+        return self._reader
+
+    @property
+    def writer(self) -> Writer | None:
+        """The writer of generated answers when `settings.llm_url` is set, else None.
+
+        Raises:
+            VerifierError: the calibrated verification threshold is missing.
+        """
+        if self._writer is None and self.settings.llm_url:
+            self._writer = Writer(self.settings)
+        return self._writer
+
+    @property
+    def version(self) -> str:
+        """The loaded index version's id, or "" before the first question."""
+        return self.snapshots.version
+
+    def check(self) -> IndexSnapshot:
+        """Load the index version and the reader now, so that a server fails before it listens.
+
+        Raises:
+            PartnerbotError: no usable index or reader; the message says what to run.
+        """
+        self.reader  # noqa: B018 - loaded for its errors
+        return self.snapshots.current()
+
+    def health(self) -> dict[str, Any]:
+        """The active version and whether the vector store answers."""
+        return self.snapshots.health()
+
+    def doc_ids(self) -> list[str]:
+        """The document ids of the active version."""
+        return list(self.snapshots.current().docs)
+
+    def document(self, doc_id: str) -> DocInfo | None:
+        """A document of the active version (for the source viewer), or None."""
+        return self.snapshots.current().docs.get(doc_id)
+
+    def prepare(self, question: str, history: Sequence[str] = ()) -> Prepared:
+        """Retrieve chunks for a cleaned question and compute its candidates' features.
+
+        Raises:
+            StoreUnavailableError: the vector store cannot be reached.
+        """
+        snapshot = self.snapshots.current()
+        found = self.retriever.retrieve(snapshot, question, history)
+        return Prepared(snapshot, found.query, found.hits, featurize(snapshot, found.query, found.hits),
+                        found.embed_ms)
+
+    def ask(self, question: str, history: Sequence[str] = ()) -> Answer | Problem:
+        """Answer `question` from the corpus, using `history` (earlier user turns) for follow-ups.
+
+        Returns:
+            An `Answer` (answered, uncertain or declined), or a `Problem`: the input is unusable (empty, too
+            long, not text), the document store cannot be reached, or there is no usable index or reader.
+            Anything unexpected is raised.
+        """
+        t0 = time.perf_counter()
+        try:
+            q = clean_question(question, self.settings.max_question_chars)
+            turns = clean_history(history, self.settings.max_question_chars)
+            return self._answer(q, turns, t0)
+        except InputError as exc:
+            text = str(exc)
+            return Problem(ProblemKind.INPUT, f"{text[:1].upper()}{text[1:]}.", exc.field or "question")
+        except StoreUnavailableError as exc:
+            self.snapshots.forget()  # reconnect and reload on the next question
+            return Problem(ProblemKind.UNAVAILABLE, UNAVAILABLE, detail=str(exc), cause=exc)
+        except PartnerbotError as exc:  # no usable index or reader: the message says what to run
+            return Problem(ProblemKind.NOT_READY, NOT_READY, detail=str(exc), cause=exc)
+
+    def _answer(self, q: str, turns: list[str], t0: float) -> Answer:
+        """The answer to the cleaned question `q`.
+
+        Raises:
+            StoreUnavailableError: the vector store cannot be reached.
+            IndexNotBuiltError / IndexMismatchError / SelectorError: no usable index or reader.
+        """
+        snapshot = self.snapshots.current()
+        reply = foreign_reply(q, snapshot.normalizer.vocabulary)
+        if reply is not None:
+            self._log(q)
+            return Answer(q, reply.text, (), True, {"total": _ms(t0)}, (), snapshot.version, language=reply.code,
+                          outcome=Outcome.DECLINED)
+        t1 = time.perf_counter()
+        prepared = self.prepare(q, turns)
+        t2 = time.perf_counter()
+        reading = self.reader.read(prepared.snapshot, prepared.candidates, prepared.query)
+        text, sources = compose(prepared.snapshot, reading)
+        t3 = time.perf_counter()
+        # embed: the question's vector (batched in `serve`); retrieve: normalising, retrieval and features;
+        # compose: reading the candidates and writing the cited answer.
+        timings = {"load": (t1 - t0) * 1000, "embed": prepared.embed_ms,
+                   "retrieve": (t2 - t1) * 1000 - prepared.embed_ms, "compose": (t3 - t2) * 1000,
+                   "total": (t3 - t0) * 1000}
+        doc_ids = tuple(dict.fromkeys(h.chunk.doc_id for h in prepared.hits))
+        outcome = Outcome(reading.outcome)
+        if outcome != Outcome.ANSWERED:
+            self._log(q)  # declined and uncertain questions are what staff should label next
+        if outcome == Outcome.DECLINED:
+            return Answer(q, REFUSAL, (), True, timings, doc_ids, snapshot.version, outcome=outcome)
+        answer = Answer(q, text, tuple(sources), False, timings, doc_ids, snapshot.version, outcome=outcome)
+        writer = self.writer if outcome == Outcome.ANSWERED else None
+        if writer is not None:  # a model rewrites the chosen quotes
+            return writer.write(answer, prepared.snapshot.sentence_vecs[[i for i, _ in reading.picked]])
+        return answer
+
+    def _log(self, question: str) -> None:
+        if self._unanswered is not None:
+            self._unanswered(question)
+
+
+def compose(snapshot: IndexSnapshot, reading: Reading) -> tuple[str, list[Source]]:
+    """The reply text with a `[n]` after each quoted sentence, and its sources in citation order.
+
+    An answer is its sentences in a row; an uncertain reply is `UNCERTAIN`, then one passage per line.
+    """
+    sources: list[Source] = []
+    parts: list[str] = []
+    for i, score in reading.picked:
+        sent = snapshot.sentences[i]
+        doc = snapshot.docs[sent.doc_id]
+        n = len(sources) + 1
+        page = sent.pages[0] if sent.pages else Page(doc.url, doc.date, doc.title)
+        sources.append(Source(n, doc.id, doc.title, page.url, page.date, sent.section, sent.text, sent.start,
+                              sent.end, round(score, 4), doc_url=doc.url, page_title=page.title, pages=sent.pages))
+        parts.append(f"{sent.text} {cite(n)}")
+    if reading.outcome == "uncertain":
+        return "\n".join([UNCERTAIN, *(f"- {p}" for p in parts)]), sources
+    return " ".join(parts), sources
+
+
+def _ms(t0: float) -> float:
+    return (time.perf_counter() - t0) * 1000

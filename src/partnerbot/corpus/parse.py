@@ -1,0 +1,363 @@
+"""Read and validate the Markdown corpus: one file per document, with YAML front matter."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlparse
+
+import yaml
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationError
+
+from partnerbot.corpus.split import split_sentences
+from partnerbot.errors import CorpusError, CorpusErrors
+from partnerbot.types import COMPONENTS, Document, Footnote, Page
+
+REQUIRED = ("id", "title", "url", "date", "component", "sources", "summary")
+MAX_FILE_BYTES = 2_000_000
+ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# A footnote definition line, loosely (to report a malformed one), and exactly.
+_DEF_START = re.compile(r"^\[\^[^\]]*\]:")
+_DEF = re.compile(r'^\[\^(?P<id>[a-z0-9][a-z0-9-]*)\]:[ \t]+(?P<url>\S+)[ \t]+\((?P<date>[^)]*)\)(?:[ \t]+"(?P<title>[^"]+)")?[ \t]*$')
+_MARK = re.compile(r"\[\^([^\]\s]*)\]")
+FOOTNOTE_FORMAT = '[^id]: URL (YYYY-MM-DD) "Page title"'
+
+
+def corpus_files(corpus_dir: Path) -> list[Path]:
+    """The corpus documents in `corpus_dir`, sorted by name (README files excluded)."""
+    if not corpus_dir.is_dir():
+        raise CorpusErrors([CorpusError(corpus_dir, "corpus folder not found")])
+    return sorted(p for p in corpus_dir.glob("*.md") if p.name.lower() != "readme.md")
+
+
+def _field_line(front: str, field: str) -> int | None:
+    """1-based line of `field:` in the file (front matter starts at line 2)."""
+    for i, line in enumerate(front.splitlines()):
+        if line.startswith(f"{field}:"):
+            return i + 2
+    return None
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML's safe loader, with dates kept as text so that a bad one is reported, not raised."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    key: [r for r in resolvers if r[0] != "tag:yaml.org,2002:timestamp"]
+    for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+@dataclass(frozen=True)
+class _Problem:
+    field: str
+    message: str
+
+
+def _url(value: object) -> object:
+    if not _valid_url(value):
+        raise ValueError(f"not a well-formed http(s) URL: {value!r}")
+    return value
+
+
+def _iso_date(value: object) -> str:
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return value.isoformat()
+    if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        try:
+            return dt.date.fromisoformat(value).isoformat()
+        except ValueError:
+            pass
+    raise ValueError(f"must be an ISO date YYYY-MM-DD, got {value!r}")
+
+
+def _component(value: str) -> str:
+    if value not in COMPONENTS:
+        raise ValueError(f"must be one of {', '.join(COMPONENTS)}, got {value!r}")
+    return value
+
+
+def _text(value: object) -> object:
+    if isinstance(value, str) and not value.strip():
+        raise ValueError("required field is missing or empty")
+    return value
+
+
+_Url = Annotated[str, BeforeValidator(_url)]
+_Text = Annotated[str, AfterValidator(_text)]
+
+
+class FrontMatter(BaseModel):
+    """A corpus document's YAML front matter; unknown fields are errors."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    id: Annotated[str, StringConstraints(pattern=ID_RE.pattern)]
+    title: _Text
+    url: _Url
+    date: Annotated[str, BeforeValidator(_iso_date)]
+    component: Annotated[str, AfterValidator(_component)]
+    sources: Annotated[list[_Url], Field(min_length=1)]
+    summary: _Text
+
+
+def front_matter_problems(meta: dict[Any, Any]) -> list[_Problem]:
+    """What is wrong with a front-matter mapping, one problem per field, in plain words."""
+    try:
+        FrontMatter.model_validate(meta)
+    except ValidationError as exc:
+        return [_explain(e, meta) for e in exc.errors()]
+    return []
+
+
+def _explain(error: Any, meta: dict[Any, Any]) -> _Problem:
+    """A pydantic error as the message a corpus author needs."""
+    field = str(error["loc"][0]) if error["loc"] else "front matter"
+    value = meta.get(field)
+    kind = error["type"]
+    if kind == "missing" or value is None or value == "" or value == []:
+        return _Problem(field, "required field is missing or empty")
+    if kind == "extra_forbidden":
+        return _Problem(field, f"unknown field (allowed: {', '.join(REQUIRED)})")
+    if kind == "value_error":
+        return _Problem(field, str(error["ctx"]["error"]))
+    if field == "id":
+        return _Problem(field, f"must be lower-case letters, digits and hyphens, got {value!r}")
+    if field == "sources":
+        return _Problem(field, "must be a list of URLs")
+    return _Problem(field, "must be a string" if kind == "string_type" else error["msg"])
+
+
+def _valid_url(value: object) -> bool:
+    if not isinstance(value, str) or any(c.isspace() for c in value):
+        return False
+    parsed = urlparse(value)
+    return parsed.scheme in ("http", "https") and "." in parsed.netloc
+
+
+def parse_document(path: Path) -> Document:
+    """Parse and validate one corpus file.
+
+    Raises:
+        CorpusErrors: every problem found, each naming the file, field and line.
+    """
+    errors: list[CorpusError] = []
+    raw = path.read_bytes()
+    if len(raw) > MAX_FILE_BYTES:
+        raise CorpusErrors([CorpusError(path, f"file is {len(raw):,} bytes; the limit is {MAX_FILE_BYTES:,}")])
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise CorpusErrors([CorpusError(path, f"not valid UTF-8 (byte {exc.start})", line=line)]) from exc
+    text = text.replace("\r\n", "\n")
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    lines = text.split("\n")
+    if not lines or lines[0].strip() != "---":
+        raise CorpusErrors([CorpusError(path, "missing YAML front matter: the file must start with '---'", line=1)])
+    try:
+        close = next(i for i in range(1, len(lines)) if lines[i].strip() == "---")
+    except StopIteration:
+        raise CorpusErrors([CorpusError(path, "front matter is not closed by a '---' line", line=1)]) from None
+    front = "\n".join(lines[1:close])
+    try:
+        meta = yaml.load(front, Loader=_Loader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 2 if mark is not None else 1
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise CorpusErrors([CorpusError(path, f"front matter is not valid YAML: {problem}", line=line)]) from exc
+    if not isinstance(meta, dict):
+        raise CorpusErrors([CorpusError(path, "front matter must be a YAML mapping", line=2)])
+
+    for problem in front_matter_problems(meta):
+        errors.append(CorpusError(path, problem.message, field=problem.field,
+                                  line=_field_line(front, problem.field) or 1))
+    doc_id = meta.get("id")
+    if isinstance(doc_id, str) and ID_RE.match(doc_id) and doc_id != path.stem:
+        errors.append(CorpusError(path, f"'{doc_id}' does not match the file name '{path.stem}'", field="id",
+                                  line=_field_line(front, "id")))
+    date = meta.get("date")
+    sources = meta.get("sources")
+    raw_body = "\n".join(lines[close + 1 :])
+    body = raw_body.strip("\n")
+    body_line = close + 2 + (len(raw_body) - len(raw_body.lstrip("\n")))
+    text = body + "\n"
+    footnotes: tuple[Footnote, ...] = ()
+    marks: tuple[tuple[int, str], ...] = ()
+    if not body.strip():
+        errors.append(CorpusError(path, "the document body is empty", field="body", line=close + 2))
+    elif control := _CONTROL.search(body):
+        offset = control.start()
+        line = close + 2 + body[:offset].count("\n")
+        errors.append(CorpusError(path, "the body contains control characters; it must be plain text", field="body", line=line))
+    else:
+        listed = sources if isinstance(sources, list) else []
+        # A document whose only source is its own page needs no footnotes (nor does one whose sources are broken).
+        text, footnotes, marks, problems = read_footnotes(body, body_line, listed,
+                                                          require=bool(listed) and listed != [meta.get("url")])
+        errors.extend(CorpusError(path, message, field="footnotes", line=line) for line, message in problems)
+    if errors:
+        failure = CorpusErrors(errors)
+        failure.doc_id = doc_id if isinstance(doc_id, str) else None
+        raise failure
+    return Document(
+        id=str(doc_id),
+        title=meta["title"].strip(),
+        url=meta["url"],
+        date=str(date),
+        component=str(meta["component"]),
+        sources=tuple(sources or ()),
+        summary=meta["summary"].strip(),
+        text=text,
+        content_hash=hashlib.sha256(raw).hexdigest(),
+        footnotes=footnotes,
+        marks=marks,
+    )
+
+
+def read_footnotes(body: str, first_line: int, sources: list[object], require: bool
+                   ) -> tuple[str, tuple[Footnote, ...], tuple[tuple[int, str], ...], list[tuple[int, str]]]:
+    """Take the footnote markers and definitions out of a document body.
+
+    Returns the text without them, the footnotes, each marker's (offset in the text, id), and the
+    problems found as (file line, message): a malformed or duplicate definition, a URL that is not
+    in `sources`, a marker that is undefined or outside a sentence, a definition never used, and,
+    when `require` is set, a sentence without a marker.
+    """
+    problems: list[tuple[int, str]] = []
+    kept: list[str] = []
+    line_of: list[int] = []  # file line of each kept line
+    marks: list[tuple[int, str, int]] = []
+    defs: dict[str, Footnote] = {}
+    pos = 0
+    for i, line in enumerate(body.split("\n")):
+        lineno = first_line + i
+        if _DEF_START.match(line):
+            footnote = _definition(line, lineno, sources, problems)
+            if footnote is not None:
+                if footnote.id in defs:
+                    problems.append((lineno, f"footnote [^{footnote.id}] is defined twice (also on line {defs[footnote.id].line})"))
+                else:
+                    defs[footnote.id] = footnote
+            continue
+        pieces, last = [], 0
+        for m in _MARK.finditer(line):
+            pieces.append(line[last : m.start()])
+            marks.append((pos + sum(map(len, pieces)), m.group(1), lineno))
+            last = m.end()
+        pieces.append(line[last:])
+        kept.append("".join(pieces))
+        line_of.append(lineno)
+        pos += len(kept[-1]) + 1
+    text = "\n".join(kept).rstrip() + "\n"
+
+    def line_at(offset: int) -> int:
+        return line_of[min(text.count("\n", 0, offset), len(line_of) - 1)]
+
+    spans = split_sentences(text, 0, len(text))
+    used = set()
+    for at, fid, lineno in marks:
+        if fid not in defs:
+            problems.append((lineno, f"footnote [^{fid}] is used but not defined (define it at the end of the file as {FOOTNOTE_FORMAT})"))
+        used.add(fid)
+        if not any(s < at <= e for s, e in spans):
+            problems.append((lineno, f"footnote [^{fid}] does not follow a sentence; put it right after the sentence it supports"))
+    for fid, footnote in defs.items():
+        if fid not in used:
+            problems.append((footnote.line, f"footnote [^{fid}] is defined but never used"))
+    if require:
+        for s, e in spans:
+            if not any(s < at <= e for at, _, _ in marks):
+                problems.append((line_at(s), f"sentence has no footnote: {_clip(text[s:e])!r}; every sentence of a program "
+                                 "document ends with a [^id] reference to the page that supports it"))
+    return text, tuple(defs.values()), tuple((at, fid) for at, fid, _ in marks), sorted(problems)
+
+
+def _definition(line: str, lineno: int, sources: list[object], problems: list[tuple[int, str]]) -> Footnote | None:
+    m = _DEF.match(line)
+    if m is None:
+        problems.append((lineno, f"malformed footnote definition {_clip(line)!r}; expected {FOOTNOTE_FORMAT}"))
+        return None  # its markers are then reported as undefined too
+    fid, url, date = m["id"], m["url"], m["date"]
+    if not _valid_url(url):
+        problems.append((lineno, f"footnote [^{fid}]: not a well-formed http(s) URL: {url!r}"))
+    elif url not in sources:
+        problems.append((lineno, f"footnote [^{fid}]: URL {url} is not in the document's `sources`"))
+    try:
+        dt.date.fromisoformat(date)
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", date):
+            raise ValueError
+    except ValueError:
+        problems.append((lineno, f"footnote [^{fid}]: the as-of date must be YYYY-MM-DD, got {date!r}"))
+    return Footnote(fid, Page(url, date, m["title"] or ""), lineno)
+
+
+def _clip(text: str, limit: int = 70) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def load_corpus(corpus_dir: Path) -> list[Document]:
+    """Load and validate every document in `corpus_dir`.
+
+    Raises:
+        CorpusErrors: all problems in all files, including duplicate ids.
+    """
+    docs: list[Document] = []
+    errors: list[CorpusError] = []
+    seen: dict[str, Path] = {}
+    files = corpus_files(corpus_dir)
+    if not files:
+        raise CorpusErrors([CorpusError(corpus_dir, "no Markdown documents (*.md) found")])
+    for path in files:
+        try:
+            doc = parse_document(path)
+            doc_id: str | None = doc.id
+        except CorpusErrors as exc:
+            errors.extend(exc.errors)
+            doc, doc_id = None, exc.doc_id
+        if doc_id is not None:
+            if doc_id in seen:
+                line = _field_line(path.read_text("utf-8", errors="replace").split("---")[1], "id") or 1
+                errors.append(CorpusError(path, f"duplicate id '{doc_id}' (also in {seen[doc_id]})", field="id", line=line))
+                continue
+            seen[doc_id] = path
+        if doc is not None:
+            docs.append(doc)
+    if errors:
+        raise CorpusErrors(errors)
+    return docs
+
+
+GENERATED_START = "<!-- footnotes: generated by `partnerbot corpus sources --write`; do not edit by hand -->"
+GENERATED_END = "<!-- end of generated footnotes -->"
+
+
+def footnote_listing(docs: list[Document]) -> str:
+    """Markdown listing every program document's footnotes: the pages cited, their dates and use counts."""
+    out = [GENERATED_START, "", "## Footnotes by document", "",
+           "Every sentence of a program document cites one of these pages; the date is the page's as-of date."]
+    for doc in sorted(docs, key=lambda d: d.id):
+        if not doc.footnotes:
+            continue
+        uses = {f.id: sum(1 for _, i in doc.marks if i == f.id) for f in doc.footnotes}
+        out += ["", f"### {doc.id}.md", ""]
+        for f in doc.footnotes:
+            title = f" {f.page.title}," if f.page.title else ""
+            out.append(f"- `[^{f.id}]`{title} as of {f.page.date}, cited {uses[f.id]}×: <{f.page.url}>")
+    return "\n".join([*out, "", GENERATED_END]) + "\n"
+
+
+def with_footnote_listing(current: str, docs: list[Document]) -> str:
+    """`current` (a sources document) with its generated listing replaced, or appended if it has none."""
+    listing = footnote_listing(docs)
+    start, end = current.find(GENERATED_START), current.find(GENERATED_END)
+    if start >= 0 and end > start:
+        return current[:start] + listing + current[end + len(GENERATED_END) :].lstrip("\n")
+    return current.rstrip("\n") + "\n\n" + listing

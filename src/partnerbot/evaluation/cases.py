@@ -1,0 +1,277 @@
+"""Evaluation cases: their YAML format (`CaseSpec`), loading and validation, and where their evidence sits."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from partnerbot.errors import EvalError
+
+
+@dataclass(frozen=True)
+class Case:
+    """One evaluation case (the fixed YAML format)."""
+
+    id: str
+    question: str
+    history: tuple[str, ...] = ()
+    sources: tuple[str, ...] = ()
+    facts: tuple[tuple[str, ...], ...] = ()
+    evidence: tuple[str, ...] = ()
+    refuse: bool = False
+    input_error: bool = False
+    file: str = ""
+
+    @property
+    def in_scope(self) -> bool:
+        return not (self.refuse or self.input_error)
+
+
+@dataclass(frozen=True)
+class Span:
+    """Where an evidence quote sits in the corpus."""
+
+    doc_id: str
+    start: int
+    end: int
+
+
+def case_files(paths: Sequence[Path]) -> list[Path]:
+    """The YAML files named, with each directory replaced by the `*.yaml` files under it (sorted)."""
+    files: list[Path] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            files.extend(sorted(path.rglob("*.yaml")))
+        elif path.exists():
+            files.append(path)
+        else:
+            raise EvalError(f"{path}: no such cases file or folder")
+    return files
+
+
+def _key(question: str, history: Sequence[str]) -> tuple[str, ...]:
+    """What makes two cases the same case: their words, in order, ignoring case and punctuation."""
+    return tuple(" ".join(re.findall(r"[a-z0-9]+", t.lower())) for t in (*history, question))
+
+
+def load_cases(paths: Sequence[Path], doc_ids: Iterable[str] | None = None) -> list[Case]:
+    """Read case files (or folders of them) and validate each case against `CaseSpec`.
+
+    Raises:
+        EvalError: unknown keys, a missing question, a value of the wrong kind, unknown doc ids,
+            duplicate ids or duplicate cases (the same question and history), naming the file, the
+            case (its id, or its number when it has none), the field and, where it can, the line.
+    """
+    known = set(doc_ids) if doc_ids is not None else None
+    cases: list[Case] = []
+    seen: dict[str, str] = {}
+    asked: dict[tuple[str, ...], str] = {}
+    for path in case_files(paths):
+        raw, node = _read_yaml(path)
+        if not isinstance(raw, list):
+            raise EvalError(f"{path}: a cases file must be a YAML list of cases")
+        for n, item in enumerate(raw, 1):
+            case = _parse_case(item, n, path, known, node.value[n - 1])
+            where = f"{path}: case {case.id!r}"
+            if case.id in seen:
+                raise EvalError(f"{where}: duplicate id (also in {seen[case.id]})")
+            seen[case.id] = str(path)
+            key = _key(case.question, case.history)
+            if key in asked:
+                raise EvalError(f"{where}: duplicate case: the same question and history as {asked[key]!r}")
+            asked[key] = case.id
+            cases.append(case)
+    return cases
+
+
+def _read_yaml(path: Path) -> tuple[Any, Any]:
+    """The file's data and its YAML node tree, which knows the line of every value."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise EvalError(f"{path}: cannot read the cases file ({exc})") from exc
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        return (loader.construct_document(node) if node is not None else None), node
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark else ""
+        raise EvalError(f"{path}{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from exc
+    finally:
+        loader.dispose()
+
+
+def _fact(value: Any) -> tuple[str, ...]:
+    items = value if isinstance(value, list) and value else [value]
+    if all(isinstance(v, (str, int, float)) and not isinstance(v, bool) for v in items):
+        return tuple(str(v) for v in items)
+    raise PydanticCustomError("fact", "must be a text or a number, or a list of them (any of which may appear)")
+
+
+def _nonblank(value: str) -> str:
+    if not value.strip():
+        raise PydanticCustomError("blank", "must not be blank")
+    return value
+
+
+def _none_as_empty(value: Any) -> Any:
+    return [] if value is None else value  # `history:` with nothing after it, as in hand-written YAML
+
+
+Text = Annotated[StrictStr, AfterValidator(_nonblank)]
+Texts = Annotated[list[Text], BeforeValidator(_none_as_empty)]
+Facts = Annotated[list[Annotated[tuple[str, ...], BeforeValidator(_fact)]], BeforeValidator(_none_as_empty)]
+
+
+class CaseSpec(BaseModel):
+    """One case as written in a cases file; `load_cases` turns it into a `Case`."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    id: Text = Field(description="a name unique across all cases files")
+    question: Text = Field(description="the question as the public would type it")
+    history: Texts = Field([], description="earlier user turns, a list of strings")
+    sources: Texts = Field([], description="doc ids, any one of which must be cited")
+    facts: Facts = Field([], description="texts or numbers that must appear; a list means any of them")
+    evidence: Texts = Field([], description="gold passages, each quoted verbatim from the corpus")
+    refuse: StrictBool = Field(False, description="true or false: the assistant must decline and cite nothing")
+    input_error: StrictBool = Field(False, description="true or false: the question is unusable (empty, too long)")
+
+    @field_validator("sources")
+    @classmethod
+    def _known_sources(cls, sources: list[str], info: ValidationInfo) -> list[str]:
+        known = (info.context or {}).get("known")
+        bad = [s for s in sources if known is not None and s not in known]
+        if bad:
+            raise PydanticCustomError("unknown_doc", "unknown doc id(s) {ids}", {"ids": ", ".join(bad)})
+        return sources
+
+    @model_validator(mode="after")
+    def _expectations(self) -> CaseSpec:
+        if (self.refuse or self.input_error) and (self.evidence or self.sources or self.facts):
+            raise PydanticCustomError("expectations", "a refuse or input_error case has no sources, facts or evidence")
+        return self
+
+
+CASE_KEYS = frozenset(CaseSpec.model_fields)
+
+
+def _parse_case(item: Any, n: int, path: Path, known: set[str] | None, node: Any) -> Case:
+    try:
+        spec = CaseSpec.model_validate(item, context={"known": known})
+    except ValidationError as exc:
+        name = item.get("id") if isinstance(item, dict) else None
+        case = f"case {name!r}" if isinstance(name, str) and name.strip() else f"case #{n}"
+        problems = _problems(exc, node)
+        several = len(problems) > 1
+        line = (None if several else problems[0][1]) or node.start_mark.line + 1
+        text = "; ".join(p + (f" (line {ln})" if several and ln else "") for p, ln in problems)
+        raise EvalError(f"{path}:{line}: {case}: {text}") from exc
+    return Case(spec.id, spec.question, tuple(spec.history), tuple(spec.sources), tuple(spec.facts),
+                tuple(spec.evidence), spec.refuse, spec.input_error, str(path))
+
+
+def _problems(exc: ValidationError, node: Any) -> list[tuple[str, int | None]]:
+    """pydantic's errors for one case as (message naming the field, line) pairs."""
+    out: list[tuple[str, int | None]] = []
+    extra = [e["loc"] for e in exc.errors() if e["type"] == "extra_forbidden"]
+    if extra:
+        keys = ", ".join(sorted(str(loc[0]) for loc in extra))
+        out.append((f"unknown key(s) {keys} (allowed: {', '.join(sorted(CASE_KEYS))})", _line(node, extra[0])))
+    for e in exc.errors():
+        loc, kind = e["loc"], e["type"]
+        field = str(loc[0]) if loc else ""
+        item = f" item {int(loc[1]) + 1}" if len(loc) > 1 and isinstance(loc[1], int) else ""
+        if kind == "extra_forbidden":
+            continue
+        if kind == "model_type":
+            text = "each case must be a mapping"
+        elif kind == "missing" or (kind == "blank" and not item):
+            text = f"missing '{field}'"
+        elif kind in ("unknown_doc", "expectations"):
+            text = e["msg"] + (f" in '{field}'" if field else "")
+        else:
+            hint = CaseSpec.model_fields[field].description if field in CaseSpec.model_fields else ""
+            text = f"'{field}'{item}: {e['msg'][:1].lower()}{e['msg'][1:]}" + (f" ({field}: {hint})" if hint else "")
+        out.append((text, _line(node, loc)))
+    return out
+
+
+def _line(node: Any, loc: tuple[int | str, ...]) -> int | None:
+    """The 1-based line of the key or item at `loc` within one case's YAML node."""
+    line = None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            pair = next(((k, v) for k, v in node.value if k.value == part), None)
+            if pair is None:
+                break
+            line, node = pair[0].start_mark.line + 1, pair[1]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line
+
+
+def shared_questions(train: Sequence[Case], test: Sequence[Case]) -> list[tuple[Case, Case]]:
+    """(train, test) pairs that ask the same question with the same history, ignoring case and punctuation."""
+    tested = {_key(c.question, c.history): c for c in test}
+    return [(c, tested[k]) for c in train if (k := _key(c.question, c.history)) in tested]
+
+
+def near_questions(train: Sequence[Case], test: Sequence[Case], embed: Any, threshold: float = 0.95
+                   ) -> list[tuple[Case, Case, float]]:
+    """(train, test, cosine) for each pair whose questions (with their history) embed at least `threshold` alike.
+
+    `embed` maps a list of texts to unit-length vectors.
+    """
+    import numpy as np
+
+    def text(c: Case) -> str:
+        return " ".join((*c.history, c.question))
+
+    a, b = embed([text(c) for c in train]), embed([text(c) for c in test])
+    sims = np.asarray(a) @ np.asarray(b).T
+    rows, cols = np.nonzero(sims >= threshold)
+    pairs = [(train[i], test[j], float(sims[i, j])) for i, j in zip(rows.tolist(), cols.tolist(), strict=True)]
+    return sorted(pairs, key=lambda p: -p[2])
+
+
+def locate_evidence(cases: Sequence[Case], doc_texts: dict[str, str]) -> dict[str, Span]:
+    """Where each case's evidence sits in the corpus.
+
+    Raises:
+        EvalError: a passage does not occur exactly once in the corpus, naming the file and case.
+    """
+    spans: dict[str, Span] = {}
+    for case in cases:
+        for quote in case.evidence:
+            found = [(d, m.start()) for d, text in doc_texts.items() for m in re.finditer(re.escape(quote), text)]
+            if len(found) != 1:
+                where = ", ".join(sorted({d for d, _ in found})) or "nowhere"
+                raise EvalError(f"{case.file}: case {case.id!r}: evidence {quote!r} occurs {len(found)} times in "
+                                f"the corpus ({where}); it must occur exactly once: quote a longer passage")
+            doc_id, start = found[0]
+            spans[quote] = Span(doc_id, start, start + len(quote))
+    return spans

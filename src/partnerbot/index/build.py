@@ -1,0 +1,358 @@
+"""Build, switch, roll back and describe versions of the index.
+
+A build writes a new version (chunks, sentences, documents) beside the active one, reusing
+the vectors of every unchanged chunk and sentence, and switches the active pointer only once
+the build has fully succeeded. A crash at any point leaves the active version untouched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from partnerbot.artifact import read_selector_json
+from partnerbot.corpus.parse import load_corpus
+from partnerbot.errors import IndexNotBuiltError, ModelChangedError, PartnerbotError, SelectorError
+from partnerbot.index import lease, store
+from partnerbot.index.meta import LAYOUT, bm25_dir, build_meta, check_meta, open_collections
+from partnerbot.index.read import bm25_retriever
+from partnerbot.settings import Settings
+from partnerbot.types import Chunk, Document, IndexStatus, IndexSummary, Sentence
+
+BATCH = 1000
+# A wide search and a single-threaded build keep HNSW's nearest neighbours exact and repeatable at this
+# corpus's scale, so a rebuilt version retrieves what its predecessor did (the fitted selector relies on it).
+HNSW = {"hnsw:space": "cosine", "hnsw:construction_ef": 200, "hnsw:search_ef": 200, "hnsw:M": 32,
+        "hnsw:num_threads": 1}
+EMBED_BATCH = 256
+Progress = Callable[[str, int, int], None]  # (stage, advance, total)
+Gate = Callable[[str], tuple[bool, str]]  # version -> (may switch, message)
+Notify = Callable[[str], None]
+
+
+def _chunk_node(doc: Document, chunk: Chunk, embedding: Sequence[float] | None) -> Any:
+    from llama_index.core.schema import TextNode
+
+    # llama-index writes its own "doc_id" key into stored metadata, so ours is "doc".
+    meta = {"doc": doc.id, "title": doc.title, "url": doc.url, "date": doc.date, "section": chunk.section,
+            "start": chunk.start, "end": chunk.end, "content_hash": hashlib.sha256(chunk.text.encode()).hexdigest()}
+    hidden = ["doc", "url", "date", "start", "end", "content_hash"]
+    return TextNode(
+        id_=chunk.id,
+        text=chunk.text,
+        metadata=meta,
+        excluded_embed_metadata_keys=hidden,
+        excluded_llm_metadata_keys=[*hidden, "title", "section"],
+        embedding=list(embedding) if embedding is not None else None,
+    )
+
+
+def _existing(collection: Any | None, ids: list[str]) -> dict[str, list[float]]:
+    """Embeddings already stored for `ids` in the active version."""
+    if collection is None or not ids:
+        return {}
+    found: dict[str, list[float]] = {}
+    for i in range(0, len(ids), BATCH):
+        got = collection.get(ids=ids[i : i + BATCH], include=["embeddings"])
+        for rid, emb in zip(got["ids"], got["embeddings"], strict=True):
+            found[rid] = emb
+    return found
+
+
+@dataclass(frozen=True)
+class _Plan:
+    docs: list[Document]
+    active: store.Pointer | None
+    added: tuple[str, ...]
+    changed: tuple[str, ...]
+    removed: tuple[str, ...]
+    unchanged: tuple[str, ...]
+
+
+def _plan(client: Any, settings: Settings, docs: list[Document], rebuild: bool) -> tuple[_Plan, dict[str, Any] | None]:
+    active: store.Pointer | None = None
+    cols = None
+    old_hashes: dict[str, str] = {}
+    if not rebuild:
+        try:
+            active = store.read_pointer(client)
+            cols = open_collections(client, active.version)
+        except IndexNotBuiltError:
+            active, cols = None, None
+        if cols is not None and active is not None:
+            try:
+                check_meta(cols["chunks"].metadata or {}, settings, active.version, readable=False)
+            except ModelChangedError:  # a new (e.g. freshly tuned) model: nothing can be reused, embed it all
+                return _Plan(docs, active, tuple(sorted(d.id for d in docs)), (), (), ()), None
+            got = cols["docs"].get(include=["metadatas"])
+            old_hashes = {i: m["content_hash"] for i, m in zip(got["ids"], got["metadatas"], strict=True)}
+    new = {d.id: d.content_hash for d in docs}
+    added = tuple(sorted(set(new) - set(old_hashes)))
+    removed = tuple(sorted(set(old_hashes) - set(new)))
+    changed = tuple(sorted(i for i in new if i in old_hashes and old_hashes[i] != new[i]))
+    unchanged = tuple(sorted(i for i in new if old_hashes.get(i) == new[i]))
+    return _Plan(docs, active, added, changed, removed, unchanged), cols
+
+
+def _new_version(docs: list[Document], settings: Settings) -> str:
+    digest = hashlib.sha256(json.dumps([[d.id, d.content_hash] for d in docs] + [settings.model_name, settings.chunk_size, settings.chunk_overlap]).encode())
+    return dt.datetime.now(dt.UTC).strftime("v%Y%m%dT%H%M%S%f") + "-" + digest.hexdigest()[:6]
+
+
+def build_index(
+    settings: Settings,
+    *,
+    rebuild: bool = False,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+    gate: Gate | None = None,
+    notify: Notify | None = None,
+) -> IndexSummary:
+    """Validate the corpus and build a new index version, reusing unchanged vectors.
+
+    Args:
+        rebuild: ignore the active version and embed everything.
+        dry_run: report what would change, write nothing.
+        progress: called as (stage, advance, total) while loading the model and embedding.
+        gate: called with the new version before switching; (False, why) keeps the old one.
+        notify: told when a stale reindex lease is taken over.
+
+    Returns:
+        What changed, how many chunks were embedded, and whether the pointer switched.
+
+    Raises:
+        CorpusErrors: a corpus file is invalid (nothing is written).
+        IndexLockedError: another index run is in progress, on this machine or on another one
+            sharing the store; or this run's lease was taken over (nothing is switched).
+        IndexMismatchError: the active version was built with other settings.
+    """
+    started = time.perf_counter()
+    docs = load_corpus(settings.corpus_dir)
+    with store.index_lock(settings):
+        client = store.connect(settings)
+        # A dry run writes nothing, so it needs no lease.
+        held = contextlib.nullcontext(None) if dry_run else lease.hold(settings, client, notify)
+        with held as claim:
+            return _build(settings, client, docs, started, claim, rebuild=rebuild, dry_run=dry_run,
+                          progress=progress, gate=gate)
+
+
+def _build(settings: Settings, client: Any, docs: list[Document], started: float, claim: lease.Lease | None, *,
+           rebuild: bool, dry_run: bool, progress: Progress | None, gate: Gate | None) -> IndexSummary:
+    """`build_index` once the local lock and the store's lease are held."""
+    plan, cols = _plan(client, settings, docs, rebuild)
+    if not dry_run:
+        _cleanup(client, settings, plan.active)
+    selector_id, selector_note = _selector_id(settings)
+    recorded = (cols["chunks"].metadata or {}) if cols else {}
+    nothing = (not (plan.added or plan.changed or plan.removed) and recorded.get("pb_selector") == selector_id
+               and recorded.get("pb_layout") == LAYOUT)
+    if nothing and plan.active is not None and not rebuild:
+        return IndexSummary(plan.active.version, (), (), (), plan.unchanged, 0, _count(cols, "chunks"),
+                            time.perf_counter() - started, dry_run, switched=False, note="index is up to date")
+
+    split = _splitter(settings)
+    chunks = [(d, c) for d in docs for c in _doc_chunks(d, split)]
+    sents = [s for d in docs for s in _doc_sentences(d)]
+    old_chunks = _existing(cols["chunks"] if cols else None, [c.id for _, c in chunks])
+    old_sents = _existing(cols["sents"] if cols else None, [s.id for s in sents])
+    todo_chunks = [(d, c) for d, c in chunks if c.id not in old_chunks]
+    todo_sents = [s for s in sents if s.id not in old_sents]
+    if dry_run:
+        return IndexSummary(None, plan.added, plan.changed, plan.removed, plan.unchanged, len(todo_chunks),
+                            len(chunks), time.perf_counter() - started, True, switched=False)
+
+    version = _new_version(docs, settings)
+    nodes = [_chunk_node(d, c, old_chunks.get(c.id)) for d, c in chunks]
+    _write_version(client, settings, version, docs, nodes, sents, old_sents, progress,
+                   len(todo_chunks) + len(todo_sents), selector_id)
+    persist_bm25(settings, version, nodes)
+    if gate is not None:
+        ok, message = gate(version)
+        if not ok:
+            return IndexSummary(version, plan.added, plan.changed, plan.removed, plan.unchanged, len(todo_chunks),
+                                len(chunks), time.perf_counter() - started, switched=False, note=message)
+    if claim is not None:
+        claim.renew()  # still ours? A run that took the lease over may be building beside us.
+    now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    store.write_pointer(client, store.Pointer(version, plan.active.version if plan.active else None, now))
+    _cleanup(client, settings, store.read_pointer(client))
+    return IndexSummary(version, plan.added, plan.changed, plan.removed, plan.unchanged, len(todo_chunks),
+                        len(chunks), time.perf_counter() - started, note=selector_note)
+
+
+def _selector_id(settings: Settings) -> tuple[str, str]:
+    """The installed selector's id to record with a version, or "" and a note saying what to run."""
+    try:
+        return str(read_selector_json(settings.selector_path)["id"]), ""
+    except SelectorError as exc:
+        return "", f"no usable answer selector, so questions cannot be answered yet: {exc}; then run `partnerbot index`"
+
+
+def _splitter(settings: Settings) -> Callable[[str], list[str]]:
+    from partnerbot.index.embed import token_splitter
+
+    return token_splitter(settings)
+
+
+def _doc_chunks(doc: Document, split: Callable[[str], list[str]]) -> list[Chunk]:
+    from partnerbot.corpus.chunk import document_chunks
+
+    return document_chunks(doc, split)
+
+
+def _doc_sentences(doc: Document) -> list[Sentence]:
+    from partnerbot.corpus.chunk import document_sentences
+
+    return document_sentences(doc)
+
+
+def _write_version(client: Any, settings: Settings, version: str, docs: list[Document], nodes: list[Any],
+                   sents: list[Sentence], sent_vecs: dict[str, Any], progress: Progress | None, todo: int,
+                   selector_id: str) -> None:
+    """Create the version's collections and fill them batch by batch, embedding what is missing.
+
+    The collections are visible while they fill; they become the index only when the pointer
+    switches, and `_cleanup` drops them if the build dies first.
+    """
+    from llama_index.core.schema import MetadataMode
+    from llama_index.vector_stores.chroma import ChromaVectorStore
+
+    from partnerbot.corpus.chunk import sentence_context
+    from partnerbot.index.embed import embed_model, embed_texts
+
+    if progress and todo:  # the model loads once per process and takes seconds: name that step
+        progress("loading the embedding model", 0, 0)
+        embed_model(settings)
+    report = (lambda k: progress("embedding", k, todo)) if progress else None
+    titles = {d.id: d.title for d in docs}
+    meta = build_meta(settings, selector_id) | {"pb_built_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                                      "pb_version": version, **HNSW}
+    cols = {kind: client.create_collection(store.collection_name(version, kind), metadata=meta, embedding_function=None)
+            for kind in store.KINDS}
+    vector_store = ChromaVectorStore(chroma_collection=cols["chunks"])
+    for i in range(0, len(nodes), EMBED_BATCH):
+        part = nodes[i : i + EMBED_BATCH]
+        missing = [n for n in part if n.embedding is None]
+        if missing:
+            vecs = embed_texts(settings, [n.get_content(metadata_mode=MetadataMode.EMBED) for n in missing], report)
+            for node, vec in zip(missing, vecs, strict=True):
+                node.embedding = vec.tolist()
+        vector_store.add(part)
+    for i in range(0, len(sents), EMBED_BATCH):
+        part = sents[i : i + EMBED_BATCH]
+        missing = [s for s in part if s.id not in sent_vecs]
+        if missing:
+            texts = [sentence_context(titles[s.doc_id], s.section, s.text) for s in missing]
+            for sent, vec in zip(missing, embed_texts(settings, texts, report), strict=True):
+                sent_vecs[sent.id] = vec
+        cols["sents"].add(
+            ids=[s.id for s in part],
+            embeddings=np.asarray([sent_vecs[s.id] for s in part], dtype=np.float32),
+            documents=[s.text for s in part],
+            metadatas=[{"doc_id": s.doc_id, "section": s.section, "start": s.start, "end": s.end,
+                        "pages": json.dumps([asdict(p) for p in s.pages])} for s in part],
+        )
+    for i in range(0, len(docs), BATCH):
+        part_docs = docs[i : i + BATCH]
+        cols["docs"].add(
+            ids=[d.id for d in part_docs],
+            embeddings=[[1.0] for _ in part_docs],
+            documents=[d.text for d in part_docs],
+            metadatas=[{"title": d.title, "url": d.url, "date": d.date, "component": d.component,
+                        "summary": d.summary, "sources": json.dumps(list(d.sources)), "content_hash": d.content_hash}
+                       for d in part_docs],
+        )
+
+
+def _cleanup(client: Any, settings: Settings, active: store.Pointer | None) -> None:
+    """Drop partial or outdated versions: keep only the active one and its predecessor."""
+    keep = {active.version, active.previous} if active else set()
+    for version in store.versions_present(client) - keep:
+        store.drop_version(client, version)
+    root = settings.data_dir / "bm25"
+    if root.is_dir():
+        for path in root.iterdir():
+            if path.name not in keep:
+                shutil.rmtree(path, ignore_errors=True)
+
+
+def _count(cols: dict[str, Any] | None, kind: str) -> int:
+    return int(cols[kind].count()) if cols else 0
+
+
+def rollback(settings: Settings, notify: Notify | None = None) -> store.Pointer:
+    """Make the previous version active again (the current one becomes 'previous').
+
+    Raises:
+        PartnerbotError: there is no previous version to return to.
+        IndexLockedError: an index run holds the lock or the store's lease.
+    """
+    with store.index_lock(settings):
+        client = store.connect(settings)
+        with lease.hold(settings, client, notify):
+            return _rollback(client)
+
+
+def _rollback(client: Any) -> store.Pointer:
+    pointer = store.read_pointer(client)
+    if not pointer.previous:
+        raise PartnerbotError("there is no previous index version to roll back to")
+    open_collections(client, pointer.previous)
+    now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    new = store.Pointer(pointer.previous, pointer.version, now)
+    store.write_pointer(client, new)
+    return new
+
+
+def status(settings: Settings) -> IndexStatus:
+    """Describe the active version and list corpus documents changed since it was built.
+
+    Raises:
+        IndexNotBuiltError: no index yet.
+    """
+    client = store.connect(settings)
+    pointer = store.read_pointer(client)
+    cols = open_collections(client, pointer.version)
+    meta = cols["chunks"].metadata or {}
+    got = cols["docs"].get(include=["metadatas"])
+    built = {i: m["content_hash"] for i, m in zip(got["ids"], got["metadatas"], strict=True)}
+    stale: list[str] = []
+    try:
+        current = {d.id: d.content_hash for d in load_corpus(settings.corpus_dir)}
+        stale = sorted({i for i in current if built.get(i) != current[i]} | (set(built) - set(current)))
+    except PartnerbotError as exc:
+        stale = [f"(corpus invalid: {str(exc).splitlines()[0]})"]
+    return IndexStatus(
+        version=pointer.version,
+        built_at=str(meta.get("pb_built_at", "")),
+        embed_model=str(meta.get("pb_model", "")),
+        chunk_size=int(meta.get("pb_chunk_size", 0)),
+        chunk_overlap=int(meta.get("pb_chunk_overlap", 0)),
+        documents=len(built),
+        chunks=int(cols["chunks"].count()),
+        previous=pointer.previous,
+        stale=tuple(stale),
+        store=store.describe(settings),
+    )
+
+
+def persist_bm25(settings: Settings, version: str, nodes: list[Any]) -> None:
+    """Build the BM25 retriever over `nodes` and write it beside the version, replacing it whole."""
+    retriever = bm25_retriever(nodes)
+    target = bm25_dir(settings, version)
+    tmp = target.with_name(target.name + f".tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    retriever.persist(str(tmp))
+    shutil.rmtree(target, ignore_errors=True)
+    tmp.rename(target)

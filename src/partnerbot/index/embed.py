@@ -1,0 +1,162 @@
+"""The sentence-transformers model, loaded once per process through llama-index, and the question batcher."""
+
+from __future__ import annotations
+
+import collections
+import functools
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from typing import Any
+
+import numpy as np
+
+from partnerbot.settings import Settings
+
+# Never reach a model hub: the model is a local folder.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@functools.lru_cache(maxsize=4)
+def _load(model_path: str) -> Any:
+    import torch
+    from llama_index.embeddings.huggingface import HuggingFaceEmbedding
+
+    # Computed in float32 whatever precision the weights are stored in: on a CPU, half precision is slower (on one
+    # thread, 26 ms against 19 ms a question, and 510 ms against 172 ms for a batch of 32), and its rounding makes a
+    # question's vector depend on the other questions in its batch (up to 2e-4 apart, against 1e-7 in float32), so
+    # one client's question could reorder the passages shown to another. The test split scores the same either way.
+    return HuggingFaceEmbedding(model_name=model_path, device="cpu", normalize=True, embed_batch_size=64,
+                                model_kwargs={"dtype": torch.float32})
+
+
+def embed_model(settings: Settings) -> Any:
+    """llama-index's `HuggingFaceEmbedding` over the configured local model."""
+    return _load(settings.model_path)
+
+
+@functools.lru_cache(maxsize=4)
+def _tokenizer(model_path: str) -> Any:
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(model_path, local_files_only=True)
+
+
+def count_tokens(settings: Settings, text: str) -> int:
+    """How many tokens of the embedding model's own tokenizer `text` holds (without [CLS] and [SEP])."""
+    return len(embed_model(settings)._model.tokenizer.tokenize(text))
+
+
+def token_splitter(settings: Settings) -> Callable[[str], list[str]]:
+    """llama-index's `SentenceSplitter`, counting the embedding model's own tokens."""
+    from llama_index.core.node_parser import SentenceSplitter
+
+    tok = _tokenizer(settings.model_path)
+    splitter = SentenceSplitter(
+        chunk_size=settings.chunk_size,
+        chunk_overlap=settings.chunk_overlap,
+        tokenizer=lambda text: tok.tokenize(text),
+    )
+    return splitter.split_text  # type: ignore[no-any-return]
+
+
+def embed_texts(settings: Settings, texts: Sequence[str], on_batch: Callable[[int], None] | None = None) -> np.ndarray:
+    """Unit-length embeddings of `texts`, in batches; `on_batch(n)` reports progress."""
+    model = embed_model(settings)
+    out: list[list[float]] = []
+    for i in range(0, len(texts), 64):
+        batch = list(texts[i : i + 64])
+        out.extend(model.get_text_embedding_batch(batch))
+        if on_batch:
+            on_batch(len(batch))
+    return np.asarray(out, dtype=np.float32).reshape(len(texts), -1)
+
+
+def embed_query(settings: Settings, text: str) -> np.ndarray:
+    """The unit-length embedding of one question."""
+    return _embed_queries(settings, [text])[0]
+
+
+def _embed_queries(settings: Settings, texts: list[str]) -> np.ndarray:
+    # The very encoding `get_query_embedding` does (same model, prompt and normalisation), over a list, called on
+    # the sentence-transformers model itself: llama-index wraps it in three tries with 4 to 10 s waits, which
+    # hold every question behind one that can never be embedded.
+    model = embed_model(settings)
+    vectors = model._model.encode(texts, batch_size=model.embed_batch_size, prompt_name="query",
+                                  normalize_embeddings=model.normalize, show_progress_bar=False)
+    return np.asarray(vectors, dtype=np.float32).reshape(len(texts), -1)
+
+
+class QueryBatcher:
+    """Embeds questions that arrive together in one batch.
+
+    Callers block in `embed`; one worker thread takes the first waiting question, collects more for up
+    to `wait_ms` or until `max_batch` are waiting, and embeds them in one forward pass. Under load the
+    next batch fills while the current one is embedded, so throughput rises with the load.
+
+    One question that cannot be embedded fails alone: when a batch fails, each of its questions is embedded
+    on its own, once, so the bad one gets its error and the others their vectors. Nothing is retried.
+    """
+
+    def __init__(self, encode: Callable[[list[str]], np.ndarray], max_batch: int, wait_ms: float):
+        self._encode = encode
+        self._max = max_batch
+        self._wait = wait_ms / 1000
+        self._queue: queue.SimpleQueue[tuple[str, Future[np.ndarray]]] = queue.SimpleQueue()
+        self._worker: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+        self.batch_sizes: collections.Counter[int] = collections.Counter()
+
+    def embed(self, text: str) -> np.ndarray:
+        """The embedding of `text`, computed in a batch with whatever else is waiting.
+
+        Raises:
+            Whatever the encoder raised for `text` (embedded on its own).
+        """
+        if self._worker is None:
+            with self._start_lock:
+                if self._worker is None:
+                    self._worker = threading.Thread(target=self._run, name="query-batcher", daemon=True)
+                    self._worker.start()
+        future: Future[np.ndarray] = Future()
+        self._queue.put((text, future))
+        return future.result()
+
+    def _run(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            deadline = time.monotonic() + self._wait
+            while len(batch) < self._max:
+                try:  # what is already waiting joins at once; then wait out the window
+                    batch.append(self._queue.get(timeout=max(0.0, deadline - time.monotonic())))
+                except queue.Empty:
+                    break
+            self.batch_sizes[len(batch)] += 1
+            try:
+                vectors = self._encode([text for text, _ in batch])
+            except Exception:  # one bad question must not fail the others: find it by embedding each alone
+                for item in batch:
+                    self._one(*item)
+                continue
+            for (_, future), vector in zip(batch, vectors, strict=True):
+                future.set_result(vector)
+
+    def _one(self, text: str, future: Future[np.ndarray]) -> None:
+        try:
+            future.set_result(self._encode([text])[0])
+        except Exception as exc:
+            future.set_exception(exc)
+
+
+def query_embedder(settings: Settings, batching: bool) -> Callable[[str], np.ndarray]:
+    """`embed_query` for `settings`, through a `QueryBatcher` when `batching` is on."""
+    if not batching:
+        return functools.partial(embed_query, settings)
+    batcher = QueryBatcher(functools.partial(_embed_queries, settings), settings.embed_batch_size,
+                           settings.embed_batch_wait_ms)
+    return batcher.embed

@@ -1,0 +1,163 @@
+"""One way to ask, from every front end, and the one mapping from its result to what a client is told.
+
+Every front end (the chat page, Gradio's `/ask`, `/api/ask`, the OpenAI endpoint, `ask`, `chat` and
+`ask --url`) gets an `Answer` or a `Problem` from `ask` (or `Asker`, which adds the rate limit and the
+metrics), and turns it into an HTTP status, a JSON body, a message or an exit code here, nowhere else.
+
+The JSON of a problem, on `/api/ask`, Gradio's `/ask` and `ask --json`:
+`{"error": {"code", "message", "field"}}`, plus `"unavailable": true` (with `"outcome": "unavailable"`)
+when the service cannot answer anyone, or `"rate_limited": true` and `"retry_after_s"` over the rate limit.
+On `/v1/*` it is OpenAI's error object: `{"error": {"message", "type", "param", "code"}}`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from partnerbot.phrases import TROUBLE
+from partnerbot.sanitize import scrub
+from partnerbot.types import Answer, Outcome, Problem, ProblemKind
+
+if TYPE_CHECKING:  # the CLI asks without loading the server's modules
+    from partnerbot.answering.assistant import Assistant
+    from partnerbot.serving.limits import RateLimiter
+    from partnerbot.serving.telemetry import Metrics
+
+log = logging.getLogger("partnerbot.replies")
+Result = Answer | Problem
+
+# HTTP status of each kind of problem on `/api/ask`, and OpenAI's error type for it on `/v1/*`.
+_STATUS = {
+    ProblemKind.INPUT: 400, ProblemKind.INVALID_BODY: 400, ProblemKind.INVALID_REQUEST: 422,
+    ProblemKind.TOO_LARGE: 413, ProblemKind.LENGTH_REQUIRED: 411, ProblemKind.NOT_FOUND: 404,
+    ProblemKind.METHOD_NOT_ALLOWED: 405, ProblemKind.RATE_LIMITED: 429, ProblemKind.UNAVAILABLE: 503,
+    ProblemKind.NOT_READY: 503, ProblemKind.INTERNAL: 500,
+}
+_OPENAI_TYPE = {ProblemKind.RATE_LIMITED: "rate_limit_exceeded", ProblemKind.UNAVAILABLE: "server_error",
+                ProblemKind.NOT_READY: "server_error", ProblemKind.INTERNAL: "server_error"}
+# The outcome label of `partnerbot_requests_total` (telemetry.OUTCOMES); any other problem is "invalid".
+_ANSWER_METRIC = {Outcome.ANSWERED: "answered", Outcome.UNCERTAIN: "uncertain", Outcome.DECLINED: "refused",
+                  Outcome.UNAVAILABLE: "unavailable"}
+_PROBLEM_METRIC = {ProblemKind.RATE_LIMITED: "rate_limited", ProblemKind.UNAVAILABLE: "unavailable",
+                   ProblemKind.NOT_READY: "unavailable", ProblemKind.INTERNAL: "error"}
+
+
+def ask(assistant: Assistant, question: Any, history: Any) -> Result:
+    """`Assistant.ask`, with anything unexpected logged and returned as an internal problem, never raised."""
+    try:
+        return assistant.ask(question, history if isinstance(history, (list, tuple)) else [])
+    except Exception:  # never a stack trace or a path for the public: the log has it
+        log.exception("unexpected error while answering")
+        return Problem(ProblemKind.INTERNAL, TROUBLE)
+
+
+def rate_limited(retry_after: float) -> Problem:
+    """The problem of a client over its rate limit, with the polite words for it."""
+    seconds = max(1, math.ceil(retry_after))
+    return Problem(ProblemKind.RATE_LIMITED, f"You are asking faster than this service can answer everyone. "
+                   f"Please wait {seconds} second{'s' if seconds != 1 else ''} and try again.",
+                   retry_after=retry_after)
+
+
+def status(result: Result) -> int:
+    """The HTTP status of `result` on `/api/ask` (200 for every answer, declined and uncertain ones too)."""
+    return 200 if isinstance(result, Answer) else _STATUS[result.kind]
+
+
+def headers(result: Result) -> dict[str, str]:
+    """Extra response headers: `Retry-After` over the rate limit."""
+    if isinstance(result, Problem) and result.kind == ProblemKind.RATE_LIMITED:
+        return {"Retry-After": str(max(1, math.ceil(result.retry_after)))}
+    return {}
+
+
+def body(result: Result) -> dict[str, Any]:
+    """The JSON of `result`: the answer (`Answer.to_dict`), or the problem's error object (see the module's doc)."""
+    if isinstance(result, Answer):
+        return result.to_dict()
+    data: dict[str, Any] = {"error": {"code": str(result.kind), "message": result.message, "field": result.field}}
+    if result.outcome is not None:
+        data |= {"outcome": str(result.outcome), "unavailable": True}
+    if result.kind == ProblemKind.RATE_LIMITED:
+        data |= {"rate_limited": True, "retry_after_s": max(1, math.ceil(result.retry_after))}
+    return data
+
+
+def openai_error(problem: Problem) -> tuple[int, dict[str, Any]]:
+    """The HTTP status and OpenAI's error object for `problem` on `/v1/*` (a request that does not fit is a 400)."""
+    code = 400 if problem.kind == ProblemKind.INVALID_REQUEST else _STATUS[problem.kind]
+    data: dict[str, Any] = {"error": {"message": problem.message, "type": _OPENAI_TYPE.get(problem.kind,
+                                                                                        "invalid_request_error"),
+                                      "param": problem.field, "code": str(problem.kind)}}
+    if problem.outcome is not None:
+        data["unavailable"] = True
+    return code, data
+
+
+def message(result: Result) -> str:
+    """What a person is told: the answer's text, or the problem's message."""
+    return result.text if isinstance(result, Answer) else result.message
+
+
+def metric(result: Result) -> str:
+    """The outcome label the request is counted under in `partnerbot_requests_total`."""
+    if isinstance(result, Answer):
+        return _ANSWER_METRIC[Outcome(result.outcome)]
+    return _PROBLEM_METRIC.get(result.kind, "invalid")
+
+
+def exit_code(result: Result) -> int:
+    """The CLI's exit code: 0 for an answer, 4 when the store (or the server) is unavailable, 1 for other problems."""
+    if isinstance(result, Answer):
+        return 0
+    return 4 if result.kind == ProblemKind.UNAVAILABLE else 1
+
+
+def from_body(data: Any, http_status: int) -> Result:
+    """The inverse of `body`, for a reply read back from a server.
+
+    Raises:
+        KeyError, TypeError, ValueError: `data` is neither an answer nor a problem of this version of partnerbot.
+    """
+    if http_status == 200:
+        return Answer.from_dict(data)
+    error = data["error"]
+    return Problem(ProblemKind(error["code"]), str(error["message"]), error.get("field"),
+                   retry_after=float(data.get("retry_after_s", 0)))
+
+
+def safe(value: Any) -> Any:
+    """`value` (JSON data) with every string scrubbed, so a response writer can always encode it."""
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, dict):
+        return {scrub(str(k)): safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [safe(v) for v in value]
+    return value
+
+
+class Asker:
+    """How a server's front ends ask: the client's rate limit (where the handler charges it), `ask`, and the metrics."""
+
+    def __init__(self, assistant: Assistant, metrics: Metrics | None = None, limiter: RateLimiter | None = None):
+        self.assistant = assistant
+        self.metrics = metrics
+        self.limiter = limiter
+
+    def ask(self, endpoint: str, question: Any, history: Sequence[Any] | Any, client: str | None = None) -> Result:
+        """The result for one question, counted under `endpoint`; `client` is charged when given."""
+        t0 = time.perf_counter()
+        wait = self.limiter.take(client) if self.limiter is not None and client is not None else 0.0
+        result = rate_limited(wait) if wait else ask(self.assistant, question, history)
+        self.count(endpoint, result, None if wait else time.perf_counter() - t0)
+        return result
+
+    def count(self, endpoint: str, result: Result, seconds: float | None = None) -> None:
+        """Count one request (its time, and an answer's stages) in the metrics."""
+        if self.metrics is not None:
+            self.metrics.observe(endpoint, metric(result), seconds, result if isinstance(result, Answer) else None)
