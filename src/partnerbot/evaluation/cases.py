@@ -24,7 +24,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from partnerbot.errors import EvalError
+from partnerbot.errors import EvalError, PartnerbotError
+from partnerbot.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -275,3 +276,14 @@ def locate_evidence(cases: Sequence[Case], doc_texts: dict[str, str]) -> dict[st
             doc_id, start = found[0]
             spans[quote] = Span(doc_id, start, start + len(quote))
     return spans
+
+
+def train_only(cases: Path, settings: Settings, command: str) -> Path:
+    """`cases`, unless it lies inside the test split, which is only ever measured.
+
+    Raises:
+        PartnerbotError: `cases` is (inside) the test split; the message names the train split.
+    """
+    if cases.resolve().is_relative_to(settings.test_cases.resolve()):
+        raise PartnerbotError(f"{cases}: the test split is only ever measured; {command} on {settings.train_cases}")
+    return cases
