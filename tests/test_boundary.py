@@ -218,7 +218,7 @@ class _Failing:
 def test_a_question_whose_embedding_fails_fails_alone_with_the_json_error(real_index: Path) -> None:
     import uvicorn
 
-    from partnerbot.serving.page import build_app
+    from partnerbot.serving.server import build_app
 
     settings = Settings(data_dir=real_index, corpus_dir=ROOT / "corpus", rate_limit=0)
     failing = _Failing(settings)

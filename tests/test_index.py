@@ -17,8 +17,12 @@ from conftest import ROOT, cli_env, not_ready
 from partnerbot.answering.assistant import Assistant
 from partnerbot.cli import app
 from partnerbot.errors import CorpusErrors, IndexLockedError, IndexMismatchError, IndexNotBuiltError
-from partnerbot.index.build import build_index, open_collections, rollback, status, store
+from partnerbot.index import store
+from partnerbot.index.build import build_index
+from partnerbot.index.meta import open_collections
+from partnerbot.index.rollback import rollback
 from partnerbot.index.snapshots import IndexSnapshots
+from partnerbot.index.status import status
 from partnerbot.settings import Settings
 
 SECRET = "How many spare lighthouse lamps does the Alpha Program keep?"

@@ -21,7 +21,8 @@ from conftest import ROOT, ChromaServer, cli_env, free_port, wait_http
 from partnerbot.answering.assistant import Assistant
 from partnerbot.cli import app
 from partnerbot.errors import ConfigError, IndexLockedError
-from partnerbot.index.build import build_index, lease, store
+from partnerbot.index import lease, store
+from partnerbot.index.build import build_index
 from partnerbot.index.snapshots import IndexSnapshots
 from partnerbot.settings import Settings
 from test_index import _big_corpus
@@ -140,7 +141,7 @@ def test_a_build_releases_its_lease_and_rollback_takes_it(tmp_path: Path, tiny_c
     done = _newest_holder(client)
     assert done is not None and done.released
     held = lease.acquire(client, ttl=60)
-    from partnerbot.index.build import rollback
+    from partnerbot.index.rollback import rollback
 
     with pytest.raises(IndexLockedError, match=f"pid {os.getpid()}"):
         rollback(s)

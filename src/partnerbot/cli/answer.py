@@ -117,7 +117,7 @@ def serve(
             raise PartnerbotError(f"--log-level must be one of {', '.join(LOG_LEVELS)}, got {log_level!r}")
         settings = settings_from(host=host, port=port, log_level=log_level.lower() if log_level else None)
         with step(err, "starting the chat server"):
-            from partnerbot.serving.page import serve as run_server
+            from partnerbot.serving.server import serve as run_server
         run_server(settings, loading=lambda name: step(err, name))
     except PartnerbotError as exc:
         fail(exc)

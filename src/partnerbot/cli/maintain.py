@@ -80,7 +80,7 @@ def index(
     """
     from partnerbot.evaluation.metrics import reindex_gate
     from partnerbot.index.build import build_index
-    from partnerbot.index.build import rollback as do_rollback
+    from partnerbot.index.rollback import rollback as do_rollback
     from partnerbot.progress import Steps
 
     try:
@@ -121,7 +121,7 @@ def status() -> None:
 
     Example: partnerbot status
     """
-    from partnerbot.index.build import status as get_status
+    from partnerbot.index.status import status as get_status
 
     try:
         st = get_status(settings_from())

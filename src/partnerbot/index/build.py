@@ -1,8 +1,8 @@
-"""Build, switch, roll back and describe versions of the index.
+"""Build a new version of the index and switch to it (`rollback` switches back; `status` describes one).
 
-A build writes a new version (chunks, sentences, documents) beside the active one, reusing
-the vectors of every unchanged chunk and sentence, and switches the active pointer only once
-the build has fully succeeded. A crash at any point leaves the active version untouched.
+A build writes a new version (chunks, sentences, documents) beside the active one, reusing the vectors of
+every unchanged chunk and sentence, and switches the active pointer only once the build has fully
+succeeded. A crash at any point leaves the active version untouched.
 """
 
 from __future__ import annotations
@@ -21,13 +21,15 @@ from typing import Any
 import numpy as np
 
 from partnerbot.artifact import read_selector_json
+from partnerbot.corpus.chunk import document_chunks, document_sentences
 from partnerbot.corpus.parse import load_corpus
-from partnerbot.errors import IndexNotBuiltError, ModelChangedError, PartnerbotError, SelectorError
+from partnerbot.errors import IndexNotBuiltError, ModelChangedError, SelectorError
 from partnerbot.index import lease, store
+from partnerbot.index.embed import token_splitter
 from partnerbot.index.meta import LAYOUT, bm25_dir, build_meta, check_meta, open_collections
 from partnerbot.index.read import bm25_retriever
 from partnerbot.settings import Settings
-from partnerbot.types import Chunk, Document, IndexStatus, IndexSummary, Sentence
+from partnerbot.types import Chunk, Document, IndexSummary, Sentence
 
 BATCH = 1000
 # A wide search and a single-threaded build keep HNSW's nearest neighbours exact and repeatable at this
@@ -161,9 +163,9 @@ def _build(settings: Settings, client: Any, docs: list[Document], started: float
         return IndexSummary(plan.active.version, (), (), (), plan.unchanged, 0, _count(cols, "chunks"),
                             time.perf_counter() - started, dry_run, switched=False, note="index is up to date")
 
-    split = _splitter(settings)
-    chunks = [(d, c) for d in docs for c in _doc_chunks(d, split)]
-    sents = [s for d in docs for s in _doc_sentences(d)]
+    split = token_splitter(settings)
+    chunks = [(d, c) for d in docs for c in document_chunks(d, split)]
+    sents = [s for d in docs for s in document_sentences(d)]
     old_chunks = _existing(cols["chunks"] if cols else None, [c.id for _, c in chunks])
     old_sents = _existing(cols["sents"] if cols else None, [s.id for s in sents])
     todo_chunks = [(d, c) for d, c in chunks if c.id not in old_chunks]
@@ -197,24 +199,6 @@ def _selector_id(settings: Settings) -> tuple[str, str]:
         return str(read_selector_json(settings.selector_path)["id"]), ""
     except SelectorError as exc:
         return "", f"no usable answer selector, so questions cannot be answered yet: {exc}; then run `partnerbot index`"
-
-
-def _splitter(settings: Settings) -> Callable[[str], list[str]]:
-    from partnerbot.index.embed import token_splitter
-
-    return token_splitter(settings)
-
-
-def _doc_chunks(doc: Document, split: Callable[[str], list[str]]) -> list[Chunk]:
-    from partnerbot.corpus.chunk import document_chunks
-
-    return document_chunks(doc, split)
-
-
-def _doc_sentences(doc: Document) -> list[Sentence]:
-    from partnerbot.corpus.chunk import document_sentences
-
-    return document_sentences(doc)
 
 
 def _write_version(client: Any, settings: Settings, version: str, docs: list[Document], nodes: list[Any],
@@ -289,62 +273,6 @@ def _cleanup(client: Any, settings: Settings, active: store.Pointer | None) -> N
 
 def _count(cols: dict[str, Any] | None, kind: str) -> int:
     return int(cols[kind].count()) if cols else 0
-
-
-def rollback(settings: Settings, notify: Notify | None = None) -> store.Pointer:
-    """Make the previous version active again (the current one becomes 'previous').
-
-    Raises:
-        PartnerbotError: there is no previous version to return to.
-        IndexLockedError: an index run holds the lock or the store's lease.
-    """
-    with store.index_lock(settings):
-        client = store.connect(settings)
-        with lease.hold(settings, client, notify):
-            return _rollback(client)
-
-
-def _rollback(client: Any) -> store.Pointer:
-    pointer = store.read_pointer(client)
-    if not pointer.previous:
-        raise PartnerbotError("there is no previous index version to roll back to")
-    open_collections(client, pointer.previous)
-    now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    new = store.Pointer(pointer.previous, pointer.version, now)
-    store.write_pointer(client, new)
-    return new
-
-
-def status(settings: Settings) -> IndexStatus:
-    """Describe the active version and list corpus documents changed since it was built.
-
-    Raises:
-        IndexNotBuiltError: no index yet.
-    """
-    client = store.connect(settings)
-    pointer = store.read_pointer(client)
-    cols = open_collections(client, pointer.version)
-    meta = cols["chunks"].metadata or {}
-    got = cols["docs"].get(include=["metadatas"])
-    built = {i: m["content_hash"] for i, m in zip(got["ids"], got["metadatas"], strict=True)}
-    stale: list[str] = []
-    try:
-        current = {d.id: d.content_hash for d in load_corpus(settings.corpus_dir)}
-        stale = sorted({i for i in current if built.get(i) != current[i]} | (set(built) - set(current)))
-    except PartnerbotError as exc:
-        stale = [f"(corpus invalid: {str(exc).splitlines()[0]})"]
-    return IndexStatus(
-        version=pointer.version,
-        built_at=str(meta.get("pb_built_at", "")),
-        embed_model=str(meta.get("pb_model", "")),
-        chunk_size=int(meta.get("pb_chunk_size", 0)),
-        chunk_overlap=int(meta.get("pb_chunk_overlap", 0)),
-        documents=len(built),
-        chunks=int(cols["chunks"].count()),
-        previous=pointer.previous,
-        stale=tuple(stale),
-        store=store.describe(settings),
-    )
 
 
 def persist_bm25(settings: Settings, version: str, nodes: list[Any]) -> None:

@@ -1,45 +1,28 @@
-"""The public chat page (Gradio Blocks) and Gradio's `/ask` API, and the one FastAPI app that serves them with `api`."""
+"""The public chat page (Gradio Blocks) and Gradio's `/ask` API; `server` serves it with the HTTP API."""
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import html
 import logging
-import socket
 import time
-from collections.abc import Callable
-from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
-from fastapi import FastAPI
-from fastapi.responses import JSONResponse
-from starlette.concurrency import run_in_threadpool
 
-from partnerbot import __version__
-from partnerbot.answering import unanswered
 from partnerbot.answering.assistant import Assistant
-from partnerbot.answering.retrieve import Retriever
-from partnerbot.errors import PartnerbotError, StoreUnavailableError
-from partnerbot.phrases import CITATION_RE, EXAMPLE_QUESTIONS, UNAVAILABLE
+from partnerbot.phrases import CITATION_RE, EXAMPLE_QUESTIONS
 from partnerbot.sanitize import clean_text
-from partnerbot.serving import api, cards, feedback, replies
-from partnerbot.serving.limits import RateLimiter, RateLimitMiddleware
+from partnerbot.serving import cards, feedback, replies
+from partnerbot.serving.limits import RateLimiter
 from partnerbot.serving.replies import Asker
-from partnerbot.serving.telemetry import AccessLogMiddleware, Metrics, configure_access_log, endpoint_of
+from partnerbot.serving.telemetry import Metrics
 from partnerbot.settings import Settings
-from partnerbot.types import Answer, Problem, ProblemKind
+from partnerbot.types import Answer, Problem
 
 log = logging.getLogger("partnerbot.ui")
 STATIC = Path(__file__).parent.parent / "static"
 CSS = (STATIC / "page.css").read_text(encoding="utf-8")
-# The developers' page (/docs): the chat page itself has no "Use via API" link.
-API_DESCRIPTION = ("Cited, extractive answers about ICE partnership programs. Each `[n]` in an answer is its source "
-                   "`n`, whose `quote` is verbatim from the document. `/v1/chat/completions` speaks OpenAI's chat "
-                   "protocol (model `partnerbot`). The chat page's Gradio endpoint `/ask` returns the same JSON as "
-                   "`/api/ask`: `gradio_client.Client(url).predict(question, history, api_name=\"/ask\")`.")
 HEAD = (f"<style>\n{(STATIC / 'frame.css').read_text(encoding='utf-8')}</style>\n"
         f"<script>\n{(STATIC / 'page.js').read_text(encoding='utf-8')}</script>")
 # WCAG 2.1 AA asks 4.5:1 for text. Gradio's default orange (#f97316, #ea580c in the dark theme) gives white
@@ -51,8 +34,6 @@ THEME = gr.themes.Default().set(
     button_primary_text_color="#ffffff", button_primary_text_color_dark="#ffffff",
     input_placeholder_color="#6b7280", input_placeholder_color_dark="#a1a1aa",
 )
-
-
 
 
 def _client(request: gr.Request | None) -> str:
@@ -224,116 +205,3 @@ def _answer_number(index: Any) -> int | None:
     if not isinstance(i, int) or i % 2 == 0:
         return None
     return i // 2 + 1
-
-
-def build_app(settings: Settings, assistant: Assistant | None = None) -> FastAPI:
-    """The FastAPI app: the chat page at `/`, `/healthz`, the Gradio API, and the HTTP API of `api` (docs at `/docs`).
-
-    Every request passes the per-client rate limit and leaves one JSON line in the access log.
-    """
-    assistant = assistant or Assistant(settings, unanswered=unanswered.recorder(settings))
-    metrics = Metrics(lambda: assistant.version)
-    limiter = RateLimiter(settings.rate_limit, settings.rate_burst)
-    demo = build_blocks(settings, assistant, metrics, limiter)
-    demo.queue(default_concurrency_limit=settings.concurrency)
-    app = FastAPI(title="partnerbot", version=__version__, docs_url="/docs", redoc_url=None,
-                  openapi_url="/openapi.json", description=API_DESCRIPTION)
-    api.register(app, assistant, metrics, settings.concurrency)
-    app.add_middleware(RateLimitMiddleware, limiter=limiter,
-                       on_limited=lambda path: metrics.observe(endpoint_of(path), "rate_limited"))
-    app.add_middleware(AccessLogMiddleware, log_questions=settings.log_questions)
-
-    @app.middleware("http")
-    async def no_uploads(request: Any, call_next: Any) -> Any:
-        # The chat takes no files: Gradio's upload route would let anyone fill the disk, so it does not exist here.
-        if request.url.path.rstrip("/").endswith("/upload"):
-            return JSONResponse({"error": "this server accepts no uploads"}, status_code=404)
-        return await call_next(request)
-
-    @app.middleware("http")
-    async def gradio_ask_outage(request: Any, call_next: Any) -> Any:
-        # Gradio's REST route for `/ask` (POST /gradio_api/call/ask) answers 503 during an outage, as `/api/ask`
-        # does. Its queue protocol (what gradio_client speaks) has already sent 200 when the answer is made, so
-        # there the JSON's `unavailable: true` is the signal.
-        if request.method == "POST" and request.url.path.rstrip("/") == "/gradio_api/call/ask":
-            health = await run_in_threadpool(assistant.health)
-            if not health["store_reachable"]:
-                problem = Problem(ProblemKind.UNAVAILABLE, UNAVAILABLE)
-                return JSONResponse(replies.body(problem), status_code=replies.status(problem))
-        return await call_next(request)
-
-    @app.get("/healthz")
-    def healthz() -> JSONResponse:
-        health = assistant.health()
-        return JSONResponse(health, status_code=200 if health["ok"] else 503)
-
-    return gr.mount_gradio_app(
-        app, demo, path="/", show_error=False, ssr_mode=False, css=CSS, head=HEAD, theme=THEME, allowed_paths=[],
-        blocked_paths=[str(settings.data_dir.resolve()), str(settings.corpus_dir.resolve())], footer_links=[],
-        mcp_server=False,
-    )
-
-
-def listen(host: str, port: int) -> socket.socket:
-    """A socket bound to `host:port` for uvicorn, so a busy port is found before the model loads.
-
-    Raises:
-        PartnerbotError: the port is taken, or the address cannot be used.
-    """
-    try:
-        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does; a live listener still conflicts
-    except OSError as exc:
-        raise PartnerbotError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        if exc.errno == errno.EADDRINUSE:
-            raise PartnerbotError(f"port {port} on {host} is already in use: stop the program using it, "
-                                  "or choose another port with --port") from exc
-        raise PartnerbotError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
-    return sock
-
-
-def serve(settings: Settings, loading: Callable[[str], AbstractContextManager[Any]] | None = None) -> None:
-    """Warm the model and index, then serve until interrupted. Never opens a share tunnel.
-
-    Args:
-        loading: shows a named step while the model and the index load (the CLI's spinner).
-
-    Raises:
-        PartnerbotError: the port is taken, or there is no usable index.
-    """
-    import torch
-    import uvicorn
-
-    from partnerbot.index.embed import query_embedder
-
-    logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
-    configure_access_log()
-    sock = listen(settings.host, settings.port)
-    try:
-        # Several questions run at once: one torch thread each beats oversubscribed intra-op threads.
-        torch.set_num_threads(1)
-        # The warm-up question is one the assistant answers (a test checks it): it never reaches the unanswered log.
-        retriever = Retriever(settings, query_embedder(settings, batching=settings.embed_batching))
-        assistant = Assistant(settings, retriever=retriever, unanswered=unanswered.recorder(settings))
-        with (loading or (lambda _name: contextlib.nullcontext()))("loading the model and the index"):
-            try:
-                assistant.check()  # no usable index or reader: a one-line error, before listening
-                warm = assistant.ask(EXAMPLE_QUESTIONS[0])  # load the model and the index before the first visitor
-                if isinstance(warm, Problem):
-                    log.warning("the warm-up question got no answer: %s", warm.detail or warm.message)
-            except StoreUnavailableError:
-                log.warning("the vector store is unreachable; the chat will say so until it is back")
-            app = build_app(settings, assistant)
-    except BaseException:
-        sock.close()
-        raise
-    print(f"partnerbot: serving http://{settings.host}:{settings.port} (index {assistant.version or 'not loaded'})",
-          flush=True)
-    # Open client streams must not hold a shutdown (SIGTERM) for long.
-    config = uvicorn.Config(app, log_level=settings.log_level, timeout_graceful_shutdown=3, access_log=False)
-    uvicorn.Server(config).run(sockets=[sock])
