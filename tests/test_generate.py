@@ -149,7 +149,7 @@ def test_numbers_dates_and_names_are_found_and_checked() -> None:
 
 
 def test_the_shipped_threshold_was_calibrated_on_the_train_split() -> None:
-    verifier = read_verifier(Settings().verifier_path)
+    verifier = read_verifier(Settings().generation.verifier_path)
     assert 0.0 < verifier.threshold < 1.0
     assert verifier.calibrated_on.replace("\\", "/").rstrip("/").endswith("evals/train")
     assert verifier.figures and verifier.figures["pairs"] >= 20

@@ -167,10 +167,10 @@ def test_settings_come_from_the_nearest_project_file(tmp_path: Path, tiny_corpus
     monkeypatch.delenv("PARTNERBOT_DATA_DIR")
     monkeypatch.chdir(root / "docs" / "deep")
     s = Settings()
-    assert (s.corpus_dir, s.data_dir, s.evals_dir, s.port) == (root / "texts", root / ".partnerbot", root / "evals", 7999)
+    assert (s.corpus_dir, s.data_dir, s.evals_dir, s.serving.port) == (root / "texts", root / ".partnerbot", root / "evals", 7999)
     (root / ".env").write_text("PARTNERBOT_PORT=7001\nPARTNERBOT_DATA_DIR=state\nOTHER_TOOL=ignored\n")
     s = Settings()
-    assert (s.port, s.data_dir) == (7001, root / "state")  # .env beats the file; its paths are root-relative too
+    assert (s.serving.port, s.data_dir) == (7001, root / "state")  # .env beats the file; its paths are root-relative too
     (root / ".env").write_text("PARTNERBOT_PORT=7001\nPARTNERBOT_DATA_DIRR=state\n")
     with pytest.raises(ValueError, match=r"data_dirr\s+Extra inputs are not permitted"):
         Settings()
@@ -178,7 +178,7 @@ def test_settings_come_from_the_nearest_project_file(tmp_path: Path, tiny_corpus
     monkeypatch.setenv("PARTNERBOT_PORT", "7002")
     monkeypatch.setenv("PARTNERBOT_CORPUS_DIR", "elsewhere")
     s = Settings()
-    assert (s.port, s.corpus_dir) == (7002, Path("elsewhere"))  # the environment beats both; relative to the cwd
+    assert (s.serving.port, s.corpus_dir) == (7002, Path("elsewhere"))  # the environment beats both; relative to the cwd
     own = root / "docs" / "partnerbot.toml"
     own.write_text('corpus_dir = "../texts"\nbogus_key = 1\n')
     monkeypatch.delenv("PARTNERBOT_CORPUS_DIR")

@@ -41,7 +41,7 @@ def test_only_front_ends_log_refusals_and_only_when_switched_on(real_index: Path
     assert front.ask("What is the capital of France?").refused
     assert not front.ask("What is HERO Corps?", ["a question that is not kept"]).refused
     assert Assistant(on).ask("What is the capital of Spain?").refused  # an eval or tuning run
-    off = on.model_copy(update={"log_unanswered": False})
+    off = on.updated(log_unanswered=False)
     assert Assistant(off, unanswered=unanswered.recorder(off)).ask("What is the capital of Italy?").refused
     env = {"PARTNERBOT_DATA_DIR": str(real_index), "PARTNERBOT_LOG_UNANSWERED": "1", "PARTNERBOT_UNANSWERED_LOG": str(log)}
     assert CliRunner().invoke(app, ["ask", "What is the capital of Peru?"], env=env).exit_code == 0

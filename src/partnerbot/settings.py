@@ -8,20 +8,15 @@ subfolder. Precedence, highest first: arguments, environment, `.env`, project fi
 
 from __future__ import annotations
 
+import os
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.fields import FieldInfo
-from pydantic_settings import (
-    BaseSettings,
-    DotEnvSettingsSource,
-    InitSettingsSource,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-)
+from pydantic_settings import BaseSettings, InitSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 from partnerbot.errors import ConfigError
 
@@ -52,90 +47,21 @@ def bundled_selector_path() -> Path:
     return Path(__file__).parent / "models" / "selector.json"
 
 
-class Settings(BaseSettings):
-    """partnerbot's settings. Every field can be set as `PARTNERBOT_<NAME>`."""
+class IndexSettings(BaseModel):
+    """How the corpus is embedded and stored, and how a reindex runs."""
 
-    # A .env may hold other tools' variables: only PARTNERBOT_* ones are read (and an unknown one is an error).
-    model_config = SettingsConfigDict(env_prefix="PARTNERBOT_", extra="forbid", dotenv_filtering="match_prefix")
+    model_config = ConfigDict(extra="forbid")
 
-    data_dir: Path = Field(Path(".partnerbot"), description="Where the index, caches and feedback log live.")
-    corpus_dir: Path = Field(Path("corpus"), description="Folder of Markdown corpus documents.")
-    evals_dir: Path = Field(Path("evals"), description="Folder of evaluation cases (train/, test/, thresholds.toml).")
-    embed_model: str = Field("", description="Path of a sentence-transformers model; empty = the fine-tuned model "
+    embed_model: str = Field(default="", description="Path of a sentence-transformers model; empty = the fine-tuned model "
                              "shipped in models/embedder (written by `partnerbot tune`), else the bundled all-MiniLM-L6-v2.")
     # 200 model tokens keeps every chunk inside all-MiniLM-L6-v2's 256-token window (nothing is
     # truncated away) while holding a section's few related facts together; see README.
-    chunk_size: int = Field(200, ge=32, le=256, description="Chunk size in embedding-model tokens.")
-    chunk_overlap: int = Field(20, ge=0, le=128, description="Overlap between consecutive chunks, in tokens.")
-    chroma_url: str = Field("", description="Chroma server URL, e.g. http://127.0.0.1:8000; empty = embedded Chroma in data_dir.")
-    host: str = Field("127.0.0.1", description="Address `partnerbot serve` binds to.")
-    port: int = Field(7860, ge=1, le=65535, description="Port `partnerbot serve` listens on.")
-    retriever: Literal["hybrid", "dense", "bm25"] = Field("hybrid", description="Retrieval mode.")
-    top_k: int = Field(6, ge=1, le=50, description="Chunks retrieved per question.")
-    max_sentences: int = Field(3, ge=1, le=4, description="Most sentences quoted in one answer.")
-    max_question_chars: int = Field(1000, ge=10, description="Longest question accepted, in characters.")
-    selector_path: Path = Field(default_factory=lambda: bundled_selector_path(),
-                                description="The fitted answer selector written by `partnerbot tune`.")
-    concurrency: int = Field(16, ge=1, le=64, description="Questions answered at once, in the Gradio queue and in the HTTP API.")
-    eval_gate: bool = Field(True, description="Run the eval gate before `index` switches versions.")
-    log_unanswered: bool = Field(
-        False, description="Record refused questions (their text and the date, nothing else) for `report unanswered`.")
-    unanswered_log: Path | None = Field(None, description="The unanswered log's file; empty = data_dir/unanswered.jsonl.")
-    unanswered_max_bytes: int = Field(1_000_000, ge=1000, description="Size at which the unanswered log is rotated.")
-    unanswered_backups: int = Field(
-        2, ge=1, le=20, description="Rotated unanswered logs kept; the oldest beyond this number is deleted.")
-
-    @field_validator("unanswered_log", mode="before")
-    @classmethod
-    def _empty_is_default(cls, value: object) -> object:
-        return None if value == "" else value
-
+    chunk_size: int = Field(default=200, ge=32, le=256, description="Chunk size in embedding-model tokens.")
+    chunk_overlap: int = Field(default=20, ge=0, le=128, description="Overlap between consecutive chunks, in tokens.")
+    chroma_url: str = Field(default="", description="Chroma server URL, e.g. http://127.0.0.1:8000; empty = embedded Chroma in data_dir.")
+    eval_gate: bool = Field(default=True, description="Run the eval gate before `index` switches versions.")
     index_lease_seconds: float = Field(
-        120.0, ge=1, le=3600, description="Life of the reindex lease in the store; the build renews it at a third of this.")
-    log_level: Literal["critical", "error", "warning", "info", "debug"] = Field(
-        "warning", description="Log level of `partnerbot serve` (uvicorn and partnerbot).")
-
-    @classmethod
-    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
-                                   env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
-                                   file_secret_settings: PydanticBaseSettingsSource) -> tuple[PydanticBaseSettingsSource, ...]:
-        project = find_project(Path.cwd())
-        if project is None:
-            return init_settings, env_settings, DotEnvSettingsSource(settings_cls, env_file=Path(".env"))
-        dotenv = _Rooted(DotEnvSettingsSource(settings_cls, env_file=project.root / ".env"), project.root)
-        return init_settings, env_settings, dotenv, InitSettingsSource(settings_cls, project.values(settings_cls))
-
-    @property
-    def test_cases(self) -> Path:
-        """The test split: only ever measured (`eval`, the default of `eval --cases`)."""
-        return self.evals_dir / "test"
-
-    @property
-    def train_cases(self) -> Path:
-        """The train split: what `tune` fits on."""
-        return self.evals_dir / "train"
-
-    @property
-    def thresholds_path(self) -> Path:
-        return self.evals_dir / "thresholds.toml"
-
-    embed_batching: bool = Field(True, description="`serve`: embed questions that arrive together in one batch.")
-    embed_batch_size: int = Field(32, ge=1, le=256, description="`serve`: most questions embedded in one batch.")
-    embed_batch_wait_ms: float = Field(
-        2.0, ge=0, le=100, description="`serve`: how long a batch waits for more questions, in milliseconds.")
-    rate_limit: float = Field(
-        2.0, ge=0, description="`serve`: requests per second each client address may make, sustained; 0 = no limit.")
-    rate_burst: int = Field(30, ge=1, description="`serve`: requests a client address may make at once (bucket size).")
-    log_questions: bool = Field(False, description="`serve`: put question text in the JSON access log.")
-
-    llm_url: str = Field("", description="Base URL of an OpenAI-compatible endpoint, e.g. http://127.0.0.1:8080/v1; "
-                                         "set = answers are written by that model and checked; empty = quoted answers.")
-    llm_model: str = Field("default", description="The model name sent to the endpoint.")
-    llm_api_key: str = Field("none", description="API key for the endpoint (a local server ignores it).")
-    llm_timeout: float = Field(30.0, gt=0, le=600, description="Seconds to wait for the endpoint before quoting instead.")
-    llm_max_tokens: int = Field(200, ge=16, le=2048, description="Most tokens the model may write for one answer.")
-    verifier_path: Path = Field(default_factory=lambda: bundled_verifier_path(),
-                                description="The similarity threshold for generated sentences (`partnerbot calibrate`).")
+        default=120.0, ge=1, le=3600, description="Life of the reindex lease in the store; the build renews it at a third of this.")
 
     @property
     def model_path(self) -> str:
@@ -175,13 +101,209 @@ class Settings(BaseSettings):
         path = Path(self.model_path)
         return str(read_manifest(path)["sha256"]) if is_artifact(path) else weights_sha256_cached(path)
 
+
+class RetrievalSettings(BaseModel):
+    """How chunks are found for a question."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    retriever: Literal["hybrid", "dense", "bm25"] = Field(default="hybrid", description="Retrieval mode.")
+    top_k: int = Field(default=6, ge=1, le=50, description="Chunks retrieved per question.")
+
+
+class AnsweringSettings(BaseModel):
+    """What a question may be, how the reader answers it, and the log of questions it could not answer."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_sentences: int = Field(default=3, ge=1, le=4, description="Most sentences quoted in one answer.")
+    max_question_chars: int = Field(default=1000, ge=10, description="Longest question accepted, in characters.")
+    selector_path: Path = Field(default_factory=lambda: bundled_selector_path(),
+                                description="The fitted answer selector written by `partnerbot tune`.")
+    log_unanswered: bool = Field(
+        default=False, description="Record refused questions (their text and the date, nothing else) for `report unanswered`.")
+    unanswered_log: Path | None = Field(default=None, description="The unanswered log's file; empty = data_dir/unanswered.jsonl.")
+    unanswered_max_bytes: int = Field(default=1_000_000, ge=1000, description="Size at which the unanswered log is rotated.")
+    unanswered_backups: int = Field(
+        default=2, ge=1, le=20, description="Rotated unanswered logs kept; the oldest beyond this number is deleted.")
+
+    @field_validator("unanswered_log", mode="before")
+    @classmethod
+    def _empty_is_default(cls, value: object) -> object:
+        return None if value == "" else value
+
+
+class ServingSettings(BaseModel):
+    """`partnerbot serve`: where it listens, how many questions it answers at once, and its limits and logs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = Field(default="127.0.0.1", description="Address `partnerbot serve` binds to.")
+    port: int = Field(default=7860, ge=1, le=65535, description="Port `partnerbot serve` listens on.")
+    concurrency: int = Field(default=16, ge=1, le=64, description="Questions answered at once, in the Gradio queue and in the HTTP API.")
+    embed_batching: bool = Field(default=True, description="`serve`: embed questions that arrive together in one batch.")
+    embed_batch_size: int = Field(default=32, ge=1, le=256, description="`serve`: most questions embedded in one batch.")
+    embed_batch_wait_ms: float = Field(
+        default=2.0, ge=0, le=100, description="`serve`: how long a batch waits for more questions, in milliseconds.")
+    rate_limit: float = Field(
+        default=2.0, ge=0, description="`serve`: requests per second each client address may make, sustained; 0 = no limit.")
+    rate_burst: int = Field(default=30, ge=1, description="`serve`: requests a client address may make at once (bucket size).")
+    log_questions: bool = Field(default=False, description="`serve`: put question text in the JSON access log.")
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = Field(
+        default="warning", description="Log level of `partnerbot serve` (uvicorn and partnerbot).")
+
+
+class GenerationSettings(BaseModel):
+    """The optional language model that rewrites the quoted answer, and the check of what it writes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    llm_url: str = Field(default="", description="Base URL of an OpenAI-compatible endpoint, e.g. http://127.0.0.1:8080/v1; "
+                                         "set = answers are written by that model and checked; empty = quoted answers.")
+    llm_model: str = Field(default="default", description="The model name sent to the endpoint.")
+    llm_api_key: str = Field(default="none", description="API key for the endpoint (a local server ignores it).")
+    llm_timeout: float = Field(default=30.0, gt=0, le=600, description="Seconds to wait for the endpoint before quoting instead.")
+    llm_max_tokens: int = Field(default=200, ge=16, le=2048, description="Most tokens the model may write for one answer.")
+    verifier_path: Path = Field(default_factory=lambda: bundled_verifier_path(),
+                                description="The similarity threshold for generated sentences (`partnerbot calibrate`).")
+
+
+GROUPS: dict[str, type[BaseModel]] = {"index": IndexSettings, "retrieval": RetrievalSettings,
+                                      "answering": AnsweringSettings, "serving": ServingSettings,
+                                      "generation": GenerationSettings}
+
+
+class Settings(BaseSettings):
+    """partnerbot's settings: three folders, then one group each for the index, retrieval, answering, serving
+    and generation (as `settings.index.chunk_size`).
+
+    Every setting, in a group or not, is set by its own name: `PARTNERBOT_<NAME>` in the environment or `.env`,
+    `<name> = ...` in the project file, `Settings(<name>=...)`; names are unique across groups.
+    """
+
+    model_config = SettingsConfigDict(extra="forbid")
+
+    data_dir: Path = Field(default=Path(".partnerbot"), description="Where the index, caches and feedback log live.")
+    corpus_dir: Path = Field(default=Path("corpus"), description="Folder of Markdown corpus documents.")
+    evals_dir: Path = Field(default=Path("evals"), description="Folder of evaluation cases (train/, test/, thresholds.toml).")
+    index: IndexSettings = Field(default_factory=lambda: IndexSettings())
+    retrieval: RetrievalSettings = Field(default_factory=lambda: RetrievalSettings())
+    answering: AnsweringSettings = Field(default_factory=lambda: AnsweringSettings())
+    serving: ServingSettings = Field(default_factory=lambda: ServingSettings())
+    generation: GenerationSettings = Field(default_factory=lambda: GenerationSettings())
+
+    @model_validator(mode="before")
+    @classmethod
+    def _nest(cls, data: Any) -> Any:
+        """Settings given by name (from every source) move into their group."""
+        if not isinstance(data, dict):
+            return data
+        out = dict(data)
+        for group in GROUPS:
+            given = out.get(group)
+            nested = dict(given) if isinstance(given, dict) else {}
+            for name in GROUP_FIELDS[group]:
+                if name in out:
+                    nested[name] = out.pop(name)
+            if nested or group in out:
+                out[group] = nested if not isinstance(given, BaseModel) else given.model_copy(update=nested)
+        return out
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource) -> tuple[PydanticBaseSettingsSource, ...]:
+        project = find_project(Path.cwd())
+        environment = _Variables(settings_cls, dict(os.environ), unknown_is_error=False)
+        if project is None:
+            return init_settings, environment, _Variables(settings_cls, _dotenv(Path(".env")))
+        dotenv = _Variables(settings_cls, _dotenv(project.root / ".env"), root=project.root)
+        return init_settings, environment, dotenv, InitSettingsSource(settings_cls, project.values())
+
+    def updated(self, **changes: Any) -> Settings:
+        """A copy with the settings named in `changes` replaced (by name, as the sources give them).
+
+        Raises:
+            ValueError: a name that is not a setting.
+        """
+        unknown = sorted(set(changes) - set(FIELDS))
+        if unknown:
+            raise ValueError(f"unknown setting(s) {', '.join(unknown)}")
+        update: dict[str, Any] = {k: v for k, v in changes.items() if k not in GROUP_OF}
+        for group in {GROUP_OF[k] for k in changes if k in GROUP_OF}:
+            mine = {k: v for k, v in changes.items() if GROUP_OF.get(k) == group}
+            update[group] = getattr(self, group).model_copy(update=mine)
+        return self.model_copy(update=update)
+
+    @property
+    def test_cases(self) -> Path:
+        """The test split: only ever measured (`eval`, the default of `eval --cases`)."""
+        return self.evals_dir / "test"
+
+    @property
+    def train_cases(self) -> Path:
+        """The train split: what `tune` fits on."""
+        return self.evals_dir / "train"
+
+    @property
+    def thresholds_path(self) -> Path:
+        return self.evals_dir / "thresholds.toml"
+
     @property
     def feedback_path(self) -> Path:
         return self.data_dir / "feedback.jsonl"
 
     @property
     def unanswered_path(self) -> Path:
-        return self.unanswered_log or self.data_dir / "unanswered.jsonl"
+        return self.answering.unanswered_log or self.data_dir / "unanswered.jsonl"
+
+
+GROUP_FIELDS: dict[str, tuple[str, ...]] = {g: tuple(m.model_fields) for g, m in GROUPS.items()}
+GROUP_OF: dict[str, str] = {name: g for g, names in GROUP_FIELDS.items() for name in names}
+# Every setting by name: the folders and each group's fields.
+FIELDS: dict[str, FieldInfo] = {
+    **{k: f for k, f in Settings.model_fields.items() if k not in GROUPS},
+    **{name: m.model_fields[name] for m in GROUPS.values() for name in m.model_fields},
+}
+PREFIX = "PARTNERBOT_"
+
+
+def _dotenv(path: Path) -> dict[str, str | None]:
+    from dotenv import dotenv_values
+
+    return dict(dotenv_values(path)) if path.is_file() else {}
+
+
+class _Variables(PydanticBaseSettingsSource):
+    """Settings from `PARTNERBOT_<NAME>` variables (the environment or a `.env` file), by name.
+
+    Other tools' variables are ignored. An unknown `PARTNERBOT_*` name is passed on, so that validation
+    names it as an extra input, unless `unknown_is_error` is off (the environment may hold anything).
+    Relative paths resolve against `root` when one is given.
+    """
+
+    def __init__(self, settings_cls: type[BaseSettings], variables: dict[str, str | None], *,
+                 unknown_is_error: bool = True, root: Path | None = None):
+        super().__init__(settings_cls)
+        self.variables = variables
+        self.unknown_is_error = unknown_is_error
+        self.root = root
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # unused: `__call__` reads every variable at once
+
+    def __call__(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in self.variables.items():
+            if not key.upper().startswith(PREFIX) or value is None:
+                continue
+            name = key[len(PREFIX):].lower()
+            if name in FIELDS:
+                out[name] = _resolve(FIELDS[name], value, self.root) if self.root else value
+            elif self.unknown_is_error:
+                out[name] = value
+        return out
+
 
 @dataclass(frozen=True)
 class Project:
@@ -192,13 +314,13 @@ class Project:
     table: dict[str, Any]
     where: str  # how the table is named in messages: "partnerbot.toml" or "[tool.partnerbot]"
 
-    def values(self, settings_cls: type[BaseSettings]) -> dict[str, Any]:
-        """The table's settings, relative paths resolved against the root, over root-based defaults.
+    def values(self) -> dict[str, Any]:
+        """The table's settings by name, relative paths resolved against the root, over root-based defaults.
 
         Raises:
             ConfigError: a key that is not a setting.
         """
-        fields = settings_cls.model_fields
+        fields = FIELDS
         unknown = sorted(set(self.table) - set(fields))
         if unknown:
             raise ConfigError(f"{self.file}: unknown setting(s) {', '.join(unknown)} in {self.where}; "
@@ -237,19 +359,3 @@ def _resolve(field: FieldInfo, value: Any, root: Path) -> Any:
     if field.annotation is Path and isinstance(value, str) and value and not Path(value).is_absolute():
         return str(root / value)
     return value
-
-
-class _Rooted(PydanticBaseSettingsSource):
-    """Another source whose relative path settings resolve against the project root."""
-
-    def __init__(self, source: PydanticBaseSettingsSource, root: Path):
-        super().__init__(source.settings_cls)
-        self.source = source
-        self.root = root
-
-    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
-        return self.source.get_field_value(field, field_name)
-
-    def __call__(self) -> dict[str, Any]:
-        fields = self.settings_cls.model_fields
-        return {k: _resolve(fields[k], v, self.root) if k in fields else v for k, v in self.source().items()}

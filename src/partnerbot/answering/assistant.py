@@ -82,7 +82,7 @@ class Assistant:
         Raises:
             VerifierError: the calibrated verification threshold is missing.
         """
-        if self._writer is None and self.settings.llm_url:
+        if self._writer is None and self.settings.generation.llm_url:
             self._writer = Writer(self.settings)
         return self._writer
 
@@ -133,8 +133,8 @@ class Assistant:
         """
         t0 = time.perf_counter()
         try:
-            q = clean_question(question, self.settings.max_question_chars)
-            turns = clean_history(history, self.settings.max_question_chars)
+            q = clean_question(question, self.settings.answering.max_question_chars)
+            turns = clean_history(history, self.settings.answering.max_question_chars)
             return self._answer(q, turns, t0)
         except InputError as exc:
             text = str(exc)

@@ -130,9 +130,9 @@ class Generator:
         self.settings = settings
         # One try, no retries: a slow or failing endpoint means quoting instead, not a longer wait.
         self.llm: Any = OpenAILike(
-            model=settings.llm_model, api_base=settings.llm_url, api_key=settings.llm_api_key,
+            model=settings.generation.llm_model, api_base=settings.generation.llm_url, api_key=settings.generation.llm_api_key,
             is_chat_model=True, is_function_calling_model=False, temperature=0.0,
-            max_tokens=settings.llm_max_tokens, timeout=settings.llm_timeout, max_retries=0,
+            max_tokens=settings.generation.llm_max_tokens, timeout=settings.generation.llm_timeout, max_retries=0,
         )
 
     def draft(self, question: str, sentences: list[str]) -> list[Claim]:

@@ -72,8 +72,8 @@ class Retriever:
 
     def __init__(self, settings: Settings, embedder: Callable[[str], np.ndarray] | None = None):
         """`embedder` embeds one retrieval query (default: one at a time; `serve` passes a batching one)."""
-        self.mode = settings.retriever
-        self.top_k = settings.top_k
+        self.mode = settings.retrieval.retriever
+        self.top_k = settings.retrieval.top_k
         self._embed = embedder or query_embedder(settings, batching=False)
 
     def retrieve(self, snapshot: IndexSnapshot, question: str, history: Sequence[str] = ()) -> Retrieval:

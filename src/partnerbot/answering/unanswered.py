@@ -50,7 +50,7 @@ class Group:
 
 def recorder(settings: Settings) -> Callable[[str], None] | None:
     """What a front end gives `Assistant` to log unanswered questions: `record` when `log_unanswered` is on."""
-    return (lambda question: record(settings, question)) if settings.log_unanswered else None
+    return (lambda question: record(settings, question)) if settings.answering.log_unanswered else None
 
 
 def record(settings: Settings, question: str, today: dt.date | None = None) -> None:
@@ -67,7 +67,7 @@ def record(settings: Settings, question: str, today: dt.date | None = None) -> N
         # one rotation from racing another. The handler is opened per line so each write sees the true size.
         with FileLock(str(path) + ".lock", timeout=10):
             handler = logging.handlers.RotatingFileHandler(
-                path, maxBytes=settings.unanswered_max_bytes, backupCount=settings.unanswered_backups,
+                path, maxBytes=settings.answering.unanswered_max_bytes, backupCount=settings.answering.unanswered_backups,
                 encoding="utf-8", delay=True)
             try:
                 handler.emit(logging.makeLogRecord({"msg": line, "levelno": logging.INFO}))
@@ -80,7 +80,7 @@ def record(settings: Settings, question: str, today: dt.date | None = None) -> N
 def log_files(settings: Settings) -> list[Path]:
     """The log and its backups that exist, oldest first."""
     path = settings.unanswered_path
-    backups = [path.with_name(f"{path.name}.{i}") for i in range(settings.unanswered_backups, 0, -1)]
+    backups = [path.with_name(f"{path.name}.{i}") for i in range(settings.answering.unanswered_backups, 0, -1)]
     return [p for p in (*backups, path) if p.exists()]
 
 

@@ -28,7 +28,7 @@ class Writer:
         """Raises VerifierError when the calibrated threshold cannot be read."""
         self.settings = settings
         self.generator = generator or Generator(settings)
-        self.verifier = verifier or read_verifier(settings.verifier_path)
+        self.verifier = verifier or read_verifier(settings.generation.verifier_path)
 
     def write(self, extractive: Answer, given_vecs: np.ndarray) -> Answer:
         """The generated answer for `extractive` (answered, with its quotes as sources), or it with a fallback.

@@ -92,7 +92,7 @@ def index(
         existing(settings.corpus_dir, "corpus folder", "corpus_dir")
         with Steps(err) as steps:
             gate = None
-            if settings.eval_gate and not (no_eval or force or dry_run):
+            if settings.index.eval_gate and not (no_eval or force or dry_run):
                 where = cases or existing(settings.evals_dir, "evals folder (for the eval gate; --no-eval skips it)",
                                            "evals_dir")
                 gate = reindex_gate(settings, existing(where, "eval gate cases", "evals_dir"), steps)
@@ -180,7 +180,7 @@ def report_unanswered(
     for place in damaged:
         err.print(f"skipped a damaged line: {place}", highlight=False, markup=False, soft_wrap=True)
     if not entries:
-        note = "" if settings.log_unanswered else " (the log is off: set PARTNERBOT_LOG_UNANSWERED=1 to keep them)"
+        note = "" if settings.answering.log_unanswered else " (the log is off: set PARTNERBOT_LOG_UNANSWERED=1 to keep them)"
         out.print(f"no unanswered questions in {settings.unanswered_path}"
                   + (f" since {day.isoformat()}" if day else "") + note, highlight=False, markup=False)
     else:

@@ -49,7 +49,7 @@ def collect_pairs(assistant: Assistant, cases: Sequence[Case]) -> Pairs:
     """The positive and negative similarities of every usable in-scope train case."""
     state = assistant.snapshots.current()
     spans = locate_evidence(cases, {d: doc.text for d, doc in state.docs.items()})
-    limit = assistant.settings.max_question_chars
+    limit = assistant.settings.answering.max_question_chars
     usable = [c for c in cases if c.in_scope and c.evidence and c.facts]
     vecs = embed_texts(assistant.settings, [stand_in(c) for c in usable])
     pos: list[float] = []
@@ -97,6 +97,6 @@ def calibrate(settings: Settings, cases_path: Path, out: Path | None = None) -> 
         raise PartnerbotError(f"{cases_path}: only {len(pairs.positive)} usable cases; at least 20 are needed")
     threshold, figures = youden_threshold(pairs)
     verifier = Verifier(threshold, calibrated_on=str(cases_path), figures=figures)
-    path = out or settings.verifier_path
+    path = out or settings.generation.verifier_path
     write_verifier(path, verifier)
     return path, verifier

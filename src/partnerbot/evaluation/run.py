@@ -27,10 +27,10 @@ def eval_settings(settings: Settings, answerer: str | None) -> Settings:
     if answerer not in (None, *ANSWERERS):
         raise PartnerbotError(f"--answerer must be {' or '.join(ANSWERERS)}, got {answerer!r}")
     generated = answerer == "generated"
-    if generated and not settings.llm_url:
+    if generated and not settings.generation.llm_url:
         raise PartnerbotError("--answerer generated needs a model endpoint: set PARTNERBOT_LLM_URL "
                               "(e.g. http://127.0.0.1:8080/v1) and PARTNERBOT_LLM_MODEL")
-    return settings if generated else settings.model_copy(update={"llm_url": ""})
+    return settings if generated else settings.updated(llm_url="")
 
 
 def evaluate(settings: Settings, paths: Sequence[Path], *, answerer: str = "fitted",
@@ -51,7 +51,7 @@ def evaluate(settings: Settings, paths: Sequence[Path], *, answerer: str = "fitt
         progress(label, 0, len(cases))
     step = (lambda _case: progress(label, 1, len(cases))) if progress else None
     results = run_cases(assistant, cases, step)
-    data = report(results, retriever=settings.retriever, answerer=answerer, index_version=assistant.version)
+    data = report(results, retriever=settings.retrieval.retriever, answerer=answerer, index_version=assistant.version)
     if previous is not None:
         try:
             earlier = json.loads(previous.read_text(encoding="utf-8"))

@@ -82,8 +82,8 @@ def candidate_settings(settings: Settings) -> Settings:
     """Settings for the index `tune` reads candidates from: the corpus embedded with the base model, in a local
     folder of its own, so that what `tune` learns depends on the cases, the corpus and the seed, never on the
     model that serves today."""
-    return settings.model_copy(update={"data_dir": settings.data_dir / "tune-index",
-                                       "embed_model": settings.base_model_path, "chroma_url": ""})
+    return settings.updated(data_dir=settings.data_dir / "tune-index", embed_model=settings.index.base_model_path,
+                            chroma_url="")
 
 
 def gold_sentences(state: IndexSnapshot, spans: Sequence[Span]) -> tuple[int, ...]:
@@ -96,7 +96,7 @@ def collect(assistant: Assistant, cases: Sequence[Case]) -> tuple[list[Item], In
     """Each in-scope case with evidence, and each refuse case, through the serving path."""
     state = assistant.snapshots.current()
     spans = locate_evidence(cases, {d: doc.text for d, doc in state.docs.items()})
-    limit = assistant.settings.max_question_chars
+    limit = assistant.settings.answering.max_question_chars
     items: list[Item] = []
     for case in cases:
         if case.input_error or (case.in_scope and not case.evidence):
@@ -151,7 +151,7 @@ def tune(settings: Settings, cases_path: Path, *, seed: int = 13, folds: int = 3
     seconds["collect"] = finetune.elapsed(t0)
     log(f"{len(items)} usable train cases ({n_refuse} refuse), candidates in {seconds['collect']} s")
     config = finetune.TrainConfig(epochs=epochs, seed=seed)
-    base = settings.base_model_path
+    base = settings.index.base_model_path
     assign_folds(items, folds, seed)
     t0 = time.perf_counter()
     cache = settings.data_dir / "tune-cache"
@@ -160,7 +160,7 @@ def tune(settings: Settings, cases_path: Path, *, seed: int = 13, folds: int = 3
 
     t0 = time.perf_counter()
     pairs = triplets(state, items)
-    model_dir = model_out or settings.tuned_model_dir
+    model_dir = model_out or settings.index.tuned_model_dir
     training_key = cache_key(weights_sha256_cached(Path(base)), config, fp16,
                         [(t.anchor, t.positive, t.negative) for t in pairs])
     texts = contexts(state)
@@ -196,9 +196,9 @@ def tune(settings: Settings, cases_path: Path, *, seed: int = 13, folds: int = 3
     scope = scope_scored[scope_c]
     t_scope = scope_threshold(scope, y_scope.astype(bool), target_false_refusal)
     answer = answer_threshold(items, probs, scope, t_scope, target_wrong)
-    extra = extra_threshold(state, items, probs, answer, target_precision, settings.max_sentences)
+    extra = extra_threshold(state, items, probs, answer, target_precision, settings.answering.max_sentences)
     thresholds = Thresholds(answer, extra, t_scope)
-    cv = figures(state, items, probs, scope, thresholds, settings.max_sentences)
+    cv = figures(state, items, probs, scope, thresholds, settings.answering.max_sentences)
     cv["top1"] = round(top1(items, probs), 4)
     cv["scope_auc"] = round(float(roc_auc_score(y_scope, scope)), 4)
 
@@ -214,7 +214,7 @@ def tune(settings: Settings, cases_path: Path, *, seed: int = 13, folds: int = 3
         "target_extra_precision": target_precision, "cross_validated": cv,
     }
     selector = Selector(FEATURES, sentence, scope_model, thresholds, sha, fitted)
-    path = out or settings.selector_path
+    path = out or settings.answering.selector_path
     selector_id = write_selector(selector, path)
     return TuneReport(path, model_dir, selector_id, sha, len(items), int(sum(len(it.labels) for it in items)), len(pairs), c, scope_c,
                       thresholds, cv, seconds)

@@ -107,7 +107,7 @@ def _plan(client: Any, settings: Settings, docs: list[Document], rebuild: bool) 
 
 
 def _new_version(docs: list[Document], settings: Settings) -> str:
-    digest = hashlib.sha256(json.dumps([[d.id, d.content_hash] for d in docs] + [settings.model_name, settings.chunk_size, settings.chunk_overlap]).encode())
+    digest = hashlib.sha256(json.dumps([[d.id, d.content_hash] for d in docs] + [settings.index.model_name, settings.index.chunk_size, settings.index.chunk_overlap]).encode())
     return dt.datetime.now(dt.UTC).strftime("v%Y%m%dT%H%M%S%f") + "-" + digest.hexdigest()[:6]
 
 
@@ -196,7 +196,7 @@ def _build(settings: Settings, client: Any, docs: list[Document], started: float
 def _selector_id(settings: Settings) -> tuple[str, str]:
     """The installed selector's id to record with a version, or "" and a note saying what to run."""
     try:
-        return str(read_selector_json(settings.selector_path)["id"]), ""
+        return str(read_selector_json(settings.answering.selector_path)["id"]), ""
     except SelectorError as exc:
         return "", f"no usable answer selector, so questions cannot be answered yet: {exc}; then run `partnerbot index`"
 

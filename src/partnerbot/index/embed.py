@@ -37,7 +37,7 @@ def _load(model_path: str) -> Any:
 
 def embed_model(settings: Settings) -> Any:
     """llama-index's `HuggingFaceEmbedding` over the configured local model."""
-    return _load(settings.model_path)
+    return _load(settings.index.model_path)
 
 
 @functools.lru_cache(maxsize=4)
@@ -56,10 +56,10 @@ def token_splitter(settings: Settings) -> Callable[[str], list[str]]:
     """llama-index's `SentenceSplitter`, counting the embedding model's own tokens."""
     from llama_index.core.node_parser import SentenceSplitter
 
-    tok = _tokenizer(settings.model_path)
+    tok = _tokenizer(settings.index.model_path)
     splitter = SentenceSplitter(
-        chunk_size=settings.chunk_size,
-        chunk_overlap=settings.chunk_overlap,
+        chunk_size=settings.index.chunk_size,
+        chunk_overlap=settings.index.chunk_overlap,
         tokenizer=lambda text: tok.tokenize(text),
     )
     return splitter.split_text  # type: ignore[no-any-return]
@@ -157,6 +157,6 @@ def query_embedder(settings: Settings, batching: bool) -> Callable[[str], np.nda
     """`embed_query` for `settings`, through a `QueryBatcher` when `batching` is on."""
     if not batching:
         return functools.partial(embed_query, settings)
-    batcher = QueryBatcher(functools.partial(_embed_queries, settings), settings.embed_batch_size,
-                           settings.embed_batch_wait_ms)
+    batcher = QueryBatcher(functools.partial(_embed_queries, settings), settings.serving.embed_batch_size,
+                           settings.serving.embed_batch_wait_ms)
     return batcher.embed

@@ -183,7 +183,7 @@ def hold(settings: Settings, client: Any, notify: Callable[[str], None] | None =
         IndexLockedError: another run holds the lease.
         StoreUnavailableError: the store cannot be reached.
     """
-    ttl = settings.index_lease_seconds
+    ttl = settings.index.index_lease_seconds
     try:
         lease = acquire(client, ttl)
     except Exception as exc:

@@ -57,7 +57,7 @@ class IndexSnapshots:
         snapshot = self._snapshot
         if snapshot is not None and self._clock() - self._checked < self._interval:
             return snapshot
-        selector_id = str(read_selector_json(self.settings.selector_path)["id"]) if self._check_selector else None
+        selector_id = str(read_selector_json(self.settings.answering.selector_path)["id"]) if self._check_selector else None
         with self._lock:
             try:
                 if self._client is None:

@@ -47,8 +47,8 @@ def connect(settings: Settings) -> Any:
     from chromadb.config import Settings as ChromaSettings
 
     chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
-    if settings.chroma_url:
-        url = urlparse(settings.chroma_url)
+    if settings.index.chroma_url:
+        url = urlparse(settings.index.chroma_url)
         try:
             client = chromadb.HttpClient(
                 host=url.hostname or "127.0.0.1",
@@ -58,7 +58,7 @@ def connect(settings: Settings) -> Any:
             )
             client.heartbeat()
         except Exception as exc:
-            raise StoreUnavailableError(f"the Chroma server at {settings.chroma_url} is unreachable") from exc
+            raise StoreUnavailableError(f"the Chroma server at {settings.index.chroma_url} is unreachable") from exc
         return client
     path = settings.data_dir / "chroma"
     path.mkdir(parents=True, exist_ok=True)
@@ -66,7 +66,7 @@ def connect(settings: Settings) -> Any:
 
 
 def describe(settings: Settings) -> str:
-    return settings.chroma_url or f"embedded ({settings.data_dir / 'chroma'})"
+    return settings.index.chroma_url or f"embedded ({settings.data_dir / 'chroma'})"
 
 
 def collection_name(version: str, kind: str) -> str:

@@ -175,7 +175,7 @@ class Front:
         self.assistant = assistant
         self.asker = Asker(assistant, metrics)
         self.limiter = anyio.CapacityLimiter(concurrency)
-        self.limit = assistant.settings.max_question_chars
+        self.limit = assistant.settings.answering.max_question_chars
 
     async def answer(self, request: Request, endpoint: str, question: str, history: list[str]) -> Result:
         """The result for a cleaned question, counted under `endpoint`."""

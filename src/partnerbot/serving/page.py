@@ -84,7 +84,7 @@ def build_blocks(settings: Settings, assistant: Assistant, metrics: Metrics | No
     `metrics` counts each question by outcome.
     """
     metrics = metrics or Metrics(lambda: assistant.version)
-    asker = Asker(assistant, metrics, limiter or RateLimiter(settings.rate_limit, settings.rate_burst))
+    asker = Asker(assistant, metrics, limiter or RateLimiter(settings.serving.rate_limit, settings.serving.rate_burst))
     checked = SourceDates(assistant)
 
     def lookup(doc_id: str) -> Any:
@@ -103,7 +103,7 @@ def build_blocks(settings: Settings, assistant: Assistant, metrics: Metrics | No
                           latex_delimiters=[], examples=[{"text": q} for q in EXAMPLE_QUESTIONS],
                           placeholder="Ask a question below, or start with one of these:")
         with gr.Row(elem_id="ask-row", equal_height=True):
-            box = gr.Textbox(label="Your question", elem_id="question", max_length=settings.max_question_chars,
+            box = gr.Textbox(label="Your question", elem_id="question", max_length=settings.answering.max_question_chars,
                              placeholder=f"e.g. {EXAMPLE_QUESTIONS[0]}", lines=1, max_lines=4, scale=5, min_width=180)
             send = gr.Button("Ask", variant="primary", elem_id="ask-button", scale=1, min_width=72)
         with gr.Row(elem_id="after-row"):
@@ -120,7 +120,7 @@ def build_blocks(settings: Settings, assistant: Assistant, metrics: Metrics | No
                     request: gr.Request):
             history = [r["question"] for r in records if r["question"]]
             result = asker.ask("chat_page", question, history, _client(request))
-            typed = clean_text(str(question or "")[: settings.max_question_chars], "question", settings.max_question_chars)
+            typed = clean_text(str(question or "")[: settings.answering.max_question_chars], "question", settings.answering.max_question_chars)
             shown_q = html.escape(result.question if isinstance(result, Answer) else typed)
             messages = [*messages, {"role": "user", "content": shown_q or "(empty)"}]
             if isinstance(result, Problem):  # still one record per turn, so answer numbers match chat messages

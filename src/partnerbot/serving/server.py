@@ -46,15 +46,15 @@ def build_app(settings: Settings, assistant: Assistant | None = None) -> FastAPI
     """
     assistant = assistant or Assistant(settings, unanswered=unanswered.recorder(settings))
     metrics = Metrics(lambda: assistant.version)
-    limiter = RateLimiter(settings.rate_limit, settings.rate_burst)
+    limiter = RateLimiter(settings.serving.rate_limit, settings.serving.rate_burst)
     demo = build_blocks(settings, assistant, metrics, limiter)
-    demo.queue(default_concurrency_limit=settings.concurrency)
+    demo.queue(default_concurrency_limit=settings.serving.concurrency)
     app = FastAPI(title="partnerbot", version=__version__, docs_url="/docs", redoc_url=None,
                   openapi_url="/openapi.json", description=API_DESCRIPTION)
-    api.register(app, assistant, metrics, settings.concurrency)
+    api.register(app, assistant, metrics, settings.serving.concurrency)
     app.add_middleware(RateLimitMiddleware, limiter=limiter,
                        on_limited=lambda path: metrics.observe(endpoint_of(path), "rate_limited"))
-    app.add_middleware(AccessLogMiddleware, log_questions=settings.log_questions)
+    app.add_middleware(AccessLogMiddleware, log_questions=settings.serving.log_questions)
 
     @app.middleware("http")
     async def no_uploads(request: Any, call_next: Any) -> Any:
@@ -124,14 +124,14 @@ def serve(settings: Settings, loading: Callable[[str], AbstractContextManager[An
 
     from partnerbot.index.embed import query_embedder
 
-    logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=settings.serving.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     configure_access_log()
-    sock = listen(settings.host, settings.port)
+    sock = listen(settings.serving.host, settings.serving.port)
     try:
         # Several questions run at once: one torch thread each beats oversubscribed intra-op threads.
         torch.set_num_threads(1)
         # The warm-up question is one the assistant answers (a test checks it): it never reaches the unanswered log.
-        retriever = Retriever(settings, query_embedder(settings, batching=settings.embed_batching))
+        retriever = Retriever(settings, query_embedder(settings, batching=settings.serving.embed_batching))
         assistant = Assistant(settings, retriever=retriever, unanswered=unanswered.recorder(settings))
         with (loading or (lambda _name: contextlib.nullcontext()))("loading the model and the index"):
             try:
@@ -145,8 +145,8 @@ def serve(settings: Settings, loading: Callable[[str], AbstractContextManager[An
     except BaseException:
         sock.close()
         raise
-    print(f"partnerbot: serving http://{settings.host}:{settings.port} (index {assistant.version or 'not loaded'})",
+    print(f"partnerbot: serving http://{settings.serving.host}:{settings.serving.port} (index {assistant.version or 'not loaded'})",
           flush=True)
     # Open client streams must not hold a shutdown (SIGTERM) for long.
-    config = uvicorn.Config(app, log_level=settings.log_level, timeout_graceful_shutdown=3, access_log=False)
+    config = uvicorn.Config(app, log_level=settings.serving.log_level, timeout_graceful_shutdown=3, access_log=False)
     uvicorn.Server(config).run(sockets=[sock])

@@ -47,14 +47,14 @@ class Reader:
             SelectorError: the artifact is missing, does not fit this version of partnerbot, or was fitted
                 with another embedding model than the configured one.
         """
-        selector = read_selector(settings.selector_path)
-        sha = settings.model_sha256
+        selector = read_selector(settings.answering.selector_path)
+        sha = settings.index.model_sha256
         if check_model and selector.embed_sha256 != sha:
             raise SelectorError(
-                f"{settings.selector_path}: the answer selector was fitted with embedding model weights "
-                f"{selector.embed_sha256[:12]}, but the configured model ({settings.model_path}) has "
+                f"{settings.answering.selector_path}: the answer selector was fitted with embedding model weights "
+                f"{selector.embed_sha256[:12]}, but the configured model ({settings.index.model_path}) has "
                 f"{sha[:12]}; run `partnerbot tune`, then `partnerbot index`")
-        return cls(selector, settings.max_sentences)
+        return cls(selector, settings.answering.max_sentences)
 
     def read(self, snapshot: IndexSnapshot, candidates: Candidates, query: Query) -> Reading:
         """The outcome for a prepared question (`query.vector` is its retrieval query's embedding)."""
