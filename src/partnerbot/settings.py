@@ -247,14 +247,17 @@ class Settings(BaseSettings):
 
     @property
     def thresholds_path(self) -> Path:
+        """The eval gates `eval --check` holds the test split's figures to."""
         return self.evals_dir / "thresholds.toml"
 
     @property
     def feedback_path(self) -> Path:
+        """The chat page's votes and comments, one JSON line each."""
         return self.data_dir / "feedback.jsonl"
 
     @property
     def unanswered_path(self) -> Path:
+        """The log of declined and uncertain questions (`unanswered_log`, else in `data_dir`)."""
         return self.answering.unanswered_log or self.data_dir / "unanswered.jsonl"
 
 
