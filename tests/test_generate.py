@@ -25,9 +25,10 @@ import pytest
 from conftest import ROOT, free_port, wait_http
 from partnerbot.answering.assistant import Assistant
 from partnerbot.answering.generate import INSTRUCTIONS, MODEL_REFUSAL, parse_reply, split_claims, user_prompt
-from partnerbot.answering.verify import names, numbers, read_verifier, unsupported
+from partnerbot.answering.verify import read_verifier, unsupported
 from partnerbot.evaluation.metrics import citations_valid
 from partnerbot.settings import Settings
+from partnerbot.text import names, numbers
 from partnerbot.types import Answer
 
 QUESTION = "When was the Cyber Crimes Center established?"

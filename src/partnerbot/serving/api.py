@@ -25,10 +25,11 @@ from starlette.routing import Match
 from partnerbot.answering.assistant import Assistant
 from partnerbot.errors import InputError
 from partnerbot.phrases import TROUBLE
-from partnerbot.sanitize import clean_history, clean_question, scrub
+from partnerbot.sanitize import clean_history, clean_question
 from partnerbot.serving import replies
 from partnerbot.serving.replies import Asker, Result
 from partnerbot.serving.telemetry import Metrics
+from partnerbot.text import scrub
 from partnerbot.types import Answer, Problem, ProblemKind
 
 log = logging.getLogger("partnerbot.api")
