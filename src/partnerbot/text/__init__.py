@@ -10,32 +10,13 @@
 It imports no layer of partnerbot (an import-linter contract checks it).
 """
 
-from partnerbot.text.clean import first_control, is_control, plain_text, remove_controls, scrub, strip_html, unmark
-from partnerbot.text.patterns import (
-    FIGURE,
-    MONTH,
-    MONTHS,
-    NUMBER,
-    YEAR,
-    date_words,
-    iso_date,
-    name_words,
-    names,
-    numbers,
-)
-from partnerbot.text.sentences import (
-    ABBREVIATIONS,
-    block_text,
-    paragraph_span,
-    paragraphs,
-    sentence_spans,
-    split_sentences,
-)
+from partnerbot.text.clean import first_control, plain_text, scrub
+from partnerbot.text.patterns import FIGURE, MONTH, YEAR, date_words, iso_date, name_words, names, numbers
+from partnerbot.text.sentences import block_text, paragraph_span, sentence_spans, split_sentences
 from partnerbot.text.words import PRONOUNS, STOPWORDS, content_stems, stem, tokens
 
 __all__ = [
-    "ABBREVIATIONS", "FIGURE", "MONTH", "MONTHS", "NUMBER", "PRONOUNS", "STOPWORDS", "YEAR", "block_text",
-    "content_stems", "date_words", "first_control", "is_control", "iso_date", "name_words", "names", "numbers",
-    "paragraph_span", "paragraphs", "plain_text", "remove_controls", "scrub", "sentence_spans", "split_sentences",
-    "stem", "strip_html", "tokens", "unmark",
+    "FIGURE", "MONTH", "PRONOUNS", "STOPWORDS", "YEAR", "block_text", "content_stems", "date_words", "first_control",
+    "iso_date", "name_words", "names", "numbers", "paragraph_span", "plain_text", "scrub", "sentence_spans",
+    "split_sentences", "stem", "tokens",
 ]

@@ -22,7 +22,7 @@ _TAG_NAMES = "|".join(sorted(_HTML_TAGS, key=len, reverse=True))
 _TEXT_LT = re.compile(rf"<(?!/?(?:{_TAG_NAMES})(?:[\s/][^<>]*)?>|!|\?)", re.I)
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
 # Every line break Unicode knows, CR LF as one.
-LINE_BREAK = re.compile(r"\r\n|[\n\v\f\r\x1c-\x1e\x85\u2028\u2029]")
+_LINE_BREAK = re.compile(r"\r\n|[\n\v\f\r\x1c-\x1e\x85\u2028\u2029]")
 _SPACES = re.compile(r"[\t\x1f]")
 _MARKDOWN = re.compile(r"^(?:[#>*]+\s*|[-+]\s+)+")
 _MAX_PASSES = 8  # markup nested to hide a tag (`<<b>b>`) loses one level a pass
@@ -46,12 +46,12 @@ def first_control(text: str, allowed: str = "\t\n\r") -> int:
     return next((i for i, c in enumerate(text) if c not in allowed and is_control(c)), -1)
 
 
-def remove_controls(text: str) -> str:
+def _remove_controls(text: str) -> str:
     """`text` with tabs as spaces and every other control character (see `is_control`) removed."""
     return "".join(c for c in _SPACES.sub(" ", text) if not is_control(c))
 
 
-def strip_html(text: str) -> str:
+def _strip_html(text: str) -> str:
     """The text of `text` as nh3 sees it with no tags allowed; angle brackets and entities that are not markup stay."""
     for _ in range(_MAX_PASSES):
         marked = _TEXT_LT.sub("&lt;", text.replace("&", "&amp;"))
@@ -62,7 +62,7 @@ def strip_html(text: str) -> str:
     return text.replace("<", " ")  # still nested after every pass: no `<` is left to open a tag
 
 
-def unmark(line: str) -> str:
+def _unmark(line: str) -> str:
     """`line` without its leading Markdown markers, and without the closing `*` of an emphasis they opened."""
     marker = _MARKDOWN.match(line)
     if not marker:
@@ -76,5 +76,5 @@ def plain_text(text: str) -> str:
 
     Line breaks survive until the markers are gone (a marker opens a line), as "\\n" whatever break they were.
     """
-    text = strip_html("\n".join(remove_controls(line) for line in LINE_BREAK.split(text)))
-    return "\n".join(unmark(line.strip()) for line in text.split("\n"))
+    text = _strip_html("\n".join(_remove_controls(line) for line in _LINE_BREAK.split(text)))
+    return "\n".join(_unmark(line.strip()) for line in text.split("\n"))

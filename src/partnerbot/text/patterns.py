@@ -13,31 +13,31 @@ import re
 
 from partnerbot.text.words import STOPWORDS
 
-MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
           "November", "December")
 # A year from 1800 to 2099, as a whole number.
 YEAR = re.compile(r"\b(1[89]\d\d|20\d\d)\b")
 # A month's name, capitalised as in running text.
-MONTH = re.compile(rf"\b({'|'.join(MONTHS)})\b")
+MONTH = re.compile(rf"\b({'|'.join(_MONTHS)})\b")
 # A figure as written in a sentence: a count, an amount or a share ("77,000", "3.5", "40%", "percent"). Years
 # match too: take them out with `YEAR` first where only counts and shares matter.
 FIGURE = re.compile(r"\b\d[\d,.]*\b%?|\bpercent\b")
 # A number as written, with thousands separators or a decimal point ("1,500", "2.5").
-NUMBER = re.compile(r"\d+(?:[,.]\d+)*")
+_NUMBER = re.compile(r"\d+(?:[,.]\d+)*")
 # A word as names are written: letters with inner apostrophes, ampersands and hyphens ("O'Neill", "AT&T").
-NAME_WORD = re.compile(r"[A-Za-z][A-Za-z'’&-]*")
+_NAME_WORD = re.compile(r"[A-Za-z][A-Za-z'’&-]*")
 # Number words up to twenty, and the digits they stand for.
-NUMBER_WORDS = {w: str(i) for i, w in enumerate((
+_NUMBER_WORDS = {w: str(i) for i, w in enumerate((
     "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
     "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen", "twenty"))}
-_MONTH_WORDS = frozenset(m.lower() for m in MONTHS)
+_MONTH_WORDS = frozenset(m.lower() for m in _MONTHS)
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 def numbers(text: str) -> set[str]:
     """The numbers in `text`, thousands separators removed; number words up to twenty count as digits."""
-    found = {n.replace(",", "") for n in NUMBER.findall(text)}
-    found |= {NUMBER_WORDS[w.lower()] for w in NAME_WORD.findall(text) if w.lower() in NUMBER_WORDS}
+    found = {n.replace(",", "") for n in _NUMBER.findall(text)}
+    found |= {_NUMBER_WORDS[w.lower()] for w in _NAME_WORD.findall(text) if w.lower() in _NUMBER_WORDS}
     return found
 
 
@@ -47,7 +47,7 @@ def names(text: str) -> set[str]:
     A sentence's first word is capitalised anyway, so it counts only when it is an acronym or a month.
     """
     found: set[str] = set()
-    for i, m in enumerate(NAME_WORD.finditer(text)):
+    for i, m in enumerate(_NAME_WORD.finditer(text)):
         word = m.group(0).rstrip("'’").removesuffix("'s").removesuffix("’s")
         low = word.lower()
         dated_or_acronym = low in _MONTH_WORDS or (len(word) > 1 and word.isupper())
@@ -58,7 +58,7 @@ def names(text: str) -> set[str]:
 
 def name_words(text: str) -> set[str]:
     """Every word of `text` as `names` reads words, lower-cased, without a possessive 's."""
-    return {w.lower().removesuffix("'s").removesuffix("’s") for w in NAME_WORD.findall(text)}
+    return {w.lower().removesuffix("'s").removesuffix("’s") for w in _NAME_WORD.findall(text)}
 
 
 def iso_date(value: str) -> dt.date | None:
@@ -74,4 +74,4 @@ def iso_date(value: str) -> dt.date | None:
 def date_words(iso: str) -> str:
     """An ISO date in words: "2020-07-30" -> "July 30 2020"; "" for anything that is not a YYYY-MM-DD date."""
     day = iso_date(iso)
-    return f"{MONTHS[day.month - 1]} {day.day} {day.year}" if day else ""
+    return f"{_MONTHS[day.month - 1]} {day.day} {day.year}" if day else ""

@@ -25,10 +25,10 @@ ABBREVIATIONS = frozenset([
     "dept", "fig",
 ])
 # A Markdown list item's bullet or number, with the space after it.
-LIST_MARKER = r"(?:[-*+]|\d+[.)])\s+"
+_LIST_MARKER = r"(?:[-*+]|\d+[.)])\s+"
 _BOUNDARY = re.compile(r"[.!?][\"'”’)\]]*\s+(?=[\"“‘(\[]?[A-Z0-9])")
-_LIST_ITEM = re.compile(rf"^(\s*{LIST_MARKER})")
-_BLOCK_MARKER = re.compile(rf"^(#{{1,6}}\s+|{LIST_MARKER}|>\s?)")
+_LIST_ITEM = re.compile(rf"^(\s*{_LIST_MARKER})")
+_BLOCK_MARKER = re.compile(rf"^(#{{1,6}}\s+|{_LIST_MARKER}|>\s?)")
 _LAST_WORD = re.compile(r"([A-Za-z.]+)$")
 _INITIALISM = re.compile(r"(?:[a-z]\.)*[a-z]")
 _NOT_PROSE = ("#", "|", "```", ">")  # headings, table rows, code fences and quotes hold no quotable sentence
@@ -50,7 +50,7 @@ def _blocks(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
         yield (line_start, line_end)
 
 
-def paragraphs(text: str, start: int, end: int) -> list[tuple[int, int]]:
+def _paragraphs(text: str, start: int, end: int) -> list[tuple[int, int]]:
     """The prose paragraphs and list items of the Markdown text[start:end], consecutive lines joined into one span."""
     spans: list[tuple[int, int]] = []
     joining = False
@@ -95,7 +95,7 @@ def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[tu
 
 def split_sentences(text: str, start: int, end: int) -> list[tuple[int, int]]:
     """The quotable sentences of the Markdown text[start:end]: those of its paragraphs and list items, in order."""
-    return [span for p_start, p_end in paragraphs(text, start, end) for span in sentence_spans(text, p_start, p_end)]
+    return [span for p_start, p_end in _paragraphs(text, start, end) for span in sentence_spans(text, p_start, p_end)]
 
 
 def paragraph_span(text: str, start: int, end: int) -> tuple[int, int]:
