@@ -20,7 +20,8 @@ sys.path.insert(0, str(HERE.parent / "src"))
 from partnerbot.corpus.chunk import document_sentences  # noqa: E402
 from partnerbot.corpus.parse import load_corpus  # noqa: E402
 from partnerbot.errors import PartnerbotError  # noqa: E402
-from partnerbot.evaluation.cases import case_files, load_cases, locate_evidence  # noqa: E402
+from partnerbot.evaluation.cases import case_files, load_cases  # noqa: E402
+from partnerbot.evaluation.evidence import locate_evidence  # noqa: E402
 
 
 def main() -> int:

@@ -319,7 +319,7 @@ def test_docs_and_schema_and_no_uploads(api: Server) -> None:
     answer = httpx.post(f"{api.url}/api/ask", json={"question": "What is HERO Corps?"}, headers=as_client(91), timeout=30).json()
     documented = schema["components"]["schemas"]
     assert set(answer) - {"error"} <= set(documented["AnswerOut"]["properties"])
-    assert answer["sources"] and set(answer["sources"][0]) <= set(documented["SourceOut"]["properties"])
+    assert answer["sources"] and set(answer["sources"][0]) <= set(documented["Source"]["properties"])
     assert "swagger" in httpx.get(f"{api.url}/docs").text.lower()
     probe = {"files": ("probe.txt", b"partnerbot-upload-probe" * 1000, "text/plain")}
     for path in ("/gradio_api/upload", "/api/ask", "/v1/chat/completions"):

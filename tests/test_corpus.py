@@ -106,9 +106,13 @@ def test_oversized_and_hostile_files_are_refused(tmp_path: Path) -> None:
     big = write(tmp_path, "big.md", GOOD.format(id="big") + ("x" * 120 + "\n") * 70_000)  # ~8 MB
     with pytest.raises(CorpusErrors, match="limit is"):
         parse_document(big)
-    ctrl = write(tmp_path, "ctrl.md", GOOD.format(id="ctrl") + "bad \x00 byte\n")
-    with pytest.raises(CorpusErrors, match="control characters"):
-        parse_document(ctrl)
+    # A control or an invisible format character, as the question cleaning (`sanitize`) defines them.
+    for name, char in (("nul", "\x00"), ("zero-width", "\u200b"), ("c1", "\x85")):
+        ctrl = write(tmp_path, f"{name}.md", GOOD.format(id=name) + f"bad {char} byte\n")
+        with pytest.raises(CorpusErrors, match="control characters"):
+            parse_document(ctrl)
+    tabs = parse_document(write(tmp_path, "tabs.md", GOOD.format(id="tabs") + "a\ttab and a line\r\nend\n"))
+    assert "a\ttab and a line\nend" in tabs.text
 
 
 def test_markup_in_body_is_kept_as_text(tmp_path: Path) -> None:

@@ -26,9 +26,10 @@ import pytest
 from conftest import ROOT, free_port, wait_http
 from partnerbot.answering.assistant import Assistant
 from partnerbot.answering.generate import INSTRUCTIONS, MODEL_REFUSAL, parse_reply, split_claims, user_prompt
-from partnerbot.answering.verify import names, numbers, read_verifier, unsupported
+from partnerbot.answering.verify import read_verifier, unsupported
 from partnerbot.evaluation.metrics import citations_valid
 from partnerbot.settings import Settings
+from partnerbot.text import names, numbers, split_sentences
 from partnerbot.types import Answer
 
 QUESTION = "When was the Cyber Crimes Center established?"
@@ -126,6 +127,14 @@ def test_reply_is_split_at_citations_and_not_at_abbreviations() -> None:
     assert [c.text for c in claims] == ["U.S. agents founded it in 1997.", "It trains staff.", "It has offices."]
     assert [c.cited for c in claims] == [(1,), (1, 2), (1, 3)]
     assert split_claims("It grew [source 1].")[0].bad_markers == ("[source 1]",)
+
+
+def test_replies_are_split_into_sentences_as_the_corpus_is() -> None:
+    text = "The U.K. office opened in Jan. 2009 with Dr. Smith. It has 40 staff."
+    assert [text[s:e] for s, e in split_sentences(text, 0, len(text))] == [c.text for c in split_claims(text)] == [
+        "The U.K. office opened in Jan. 2009 with Dr. Smith.", "It has 40 staff."]
+    claims = split_claims("It opened in 1997. [1] It trains staff. [2]")  # markers after the stop: the same claims
+    assert [(c.text, c.cited) for c in claims] == [("It opened in 1997.", (1,)), ("It trains staff.", (2,))]
 
 
 @pytest.mark.parametrize(("reply", "reason"), [

@@ -16,8 +16,9 @@ from partnerbot.answering.language import foreign_reply, own_words
 from partnerbot.corpus.vocabulary import fold_accents
 from partnerbot.errors import InputError
 from partnerbot.index.embed import QueryBatcher, _embed_queries
-from partnerbot.sanitize import clean_history, clean_question, clean_text, scrub
+from partnerbot.sanitize import clean_history, clean_question, clean_text
 from partnerbot.settings import Settings
+from partnerbot.text import scrub
 
 LIMIT = 1000
 

@@ -5,18 +5,28 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, ClassVar
 
 COMPONENTS = ("ERO", "HSI", "OPE", "ICE")
+
+
+# pydantic's settings for its schema of a dataclass documented in the HTTP API (`Page`, `Source`): each field's
+# docstring is its description there. A plain dict, so that this module imports no pydantic.
+_DOCUMENTED: dict[str, bool] = {"use_attribute_docstrings": True}
 
 
 @dataclass(frozen=True)
 class Page:
     """A public page that supports a sentence: its address, the date it is as of, and its title."""
 
+    __pydantic_config__: ClassVar[dict[str, bool]] = _DOCUMENTED
+
     url: str
+    """The page's address."""
     date: str
+    """The date the page is as of (YYYY-MM-DD): its publication, its archived capture, or when it was checked."""
     title: str = ""
+    """The page's title, if known."""
 
 
 @dataclass(frozen=True)
@@ -101,25 +111,33 @@ class Hit:
 
 @dataclass(frozen=True)
 class Source:
-    """A cited passage, numbered in order of first citation.
+    """A cited passage, numbered in order of first citation (the HTTP API documents it from this class)."""
 
-    `url` and `date` are the page that supports the quoted sentence and the date it is as of;
-    `doc_url` is the document's own page. `pages` lists every supporting page, `url`'s first.
-    """
+    __pydantic_config__: ClassVar[dict[str, bool]] = _DOCUMENTED
 
     n: int
+    """The number of the source: `[n]` in the answer cites it."""
     doc_id: str
     title: str
+    """The document's title."""
     url: str
+    """The page that supports the quote."""
     date: str
+    """The date the page at `url` is as of (YYYY-MM-DD)."""
     section: str
+    """The heading of the document's section that holds the quote."""
     quote: str
+    """Verbatim from the document, at [start, end)."""
     start: int
     end: int
     score: float
+    """The answerer's score for the sentence (for the fitted selector, the probability that it answers)."""
     doc_url: str = ""
+    """The document's own page; `url` is the page that supports the quote."""
     page_title: str = ""
+    """The title of the page at `url`, if known."""
     pages: tuple[Page, ...] = ()
+    """Every page the quote's footnotes cite, `url`'s first."""
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON values: `pages` is a list of objects, as it reads back from JSON."""

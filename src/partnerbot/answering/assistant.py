@@ -33,6 +33,11 @@ from partnerbot.types import Answer, Hit, Outcome, Page, Problem, ProblemKind, S
 Unanswered = Callable[[str], None]
 
 
+def outage(cause: StoreUnavailableError | None = None) -> Problem:
+    """The problem of every question while the document store cannot be reached; `cause` gives the operator's detail."""
+    return Problem(ProblemKind.UNAVAILABLE, UNAVAILABLE, detail=str(cause or ""), cause=cause)
+
+
 @dataclass(frozen=True)
 class Prepared:
     """A question made ready for the reader: its query, retrieved chunks and scored candidates."""
@@ -141,7 +146,7 @@ class Assistant:
             return Problem(ProblemKind.INPUT, f"{text[:1].upper()}{text[1:]}.", exc.field or "question")
         except StoreUnavailableError as exc:
             self.snapshots.forget()  # reconnect and reload on the next question
-            return Problem(ProblemKind.UNAVAILABLE, UNAVAILABLE, detail=str(exc), cause=exc)
+            return outage(exc)
         except PartnerbotError as exc:  # no usable index or reader: the message says what to run
             return Problem(ProblemKind.NOT_READY, NOT_READY, detail=str(exc), cause=exc)
 

@@ -8,12 +8,14 @@ claim against the sentences it cites.
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass
 from typing import Any
 
 from partnerbot.errors import PartnerbotError
 from partnerbot.settings import Settings
+from partnerbot.text import sentence_spans
 
 # The phrase the model is told to give when the sentences do not answer the question.
 MODEL_REFUSAL = "The sources do not answer this question."
@@ -30,10 +32,10 @@ INSTRUCTIONS = (
 
 _MARKER = re.compile(r"\[([^\[\]]*)\]")
 _NUMBERS = re.compile(r"\s*\d+\s*(?:,\s*\d+\s*)*")
-# Where a sentence ends: after its citation markers (and any closing punctuation), or after . ! ? before
-# a capital letter. Abbreviations such as "U.S." are not ends (see `_is_abbreviation`).
-_END = re.compile(r"(?:\](?:\s*[.!?])?)(?=\s+\S|\s*$)|[.!?](?=\s+[A-Z\"'(])")
-_ABBREVIATION = re.compile(r"(?:\b[A-Za-z]\.)+$|\b(?:Mr|Mrs|Ms|Dr|St|No|Jr|Sr|Inc|Co|vs|etc)\.$")
+# A claim ends after its citation markers (and any closing punctuation) when more text follows.
+_AFTER_MARKERS = re.compile(r"\](?:\s*[.!?])?(?=\s+\S)")
+# Markers that open a piece: they close the sentence before it ("It opened in 1997. [1] It ...").
+_LEADING_MARKERS = re.compile(r"^(?:\[[^\[\]]*\]\s*)+")
 
 
 class GenerationError(PartnerbotError):
@@ -70,24 +72,38 @@ def user_prompt(question: str, sentences: list[str]) -> str:
             f"{question_block(question)}\n\nWrite the answer now, each sentence ending with its [n].")
 
 
-def _is_abbreviation(text: str, end: int) -> bool:
-    return _ABBREVIATION.search(text[:end + 1]) is not None
+def _words(piece: str) -> str:
+    """A piece of a reply without its citation markers, white space tidied; "" when only punctuation is left."""
+    words = " ".join(_MARKER.sub(" ", piece).split())
+    words = re.sub(r"\s+([.,;:!?])", r"\1", words).strip()
+    return words if words.strip(".!?;:, ") else ""
+
+
+def _pieces(text: str) -> list[str]:
+    """The claims' text in a reply: its sentences (the text toolkit's), cut again after citation markers.
+
+    A sentence ends after its markers even without a stop ("It opened in 1997 [1] It trains staff [2]"), and
+    markers written after the stop belong to the sentence before them ("It opened in 1997. [1] It ...").
+    """
+    pieces: list[str] = []
+    for start, end in sentence_spans(text):
+        cuts = [start, *(m.end() for m in _AFTER_MARKERS.finditer(text, start, end)), end]
+        for piece in (text[a:b].strip() for a, b in itertools.pairwise(cuts)):
+            lead = _LEADING_MARKERS.match(piece)
+            if lead and pieces and _words(pieces[-1]):
+                pieces[-1] += " " + lead.group().strip()
+                piece = piece[lead.end():]
+            pieces.append(piece)
+    return pieces
 
 
 def split_claims(reply: str) -> list[Claim]:
     """Split a reply into sentences, each with the source numbers its markers cite."""
-    text = " ".join(reply.split())
-    pieces: list[str] = []
-    start = 0
-    for m in _END.finditer(text):
-        if text[m.start()] == "." and _is_abbreviation(text, m.start()):
-            continue
-        pieces.append(text[start:m.end()])
-        start = m.end()
-    pieces.append(text[start:])
+    pieces = _pieces(" ".join(reply.split()))
     claims = []
-    for piece in (p.strip() for p in pieces):
-        if not piece:
+    for piece in pieces:
+        words = _words(piece)
+        if not words:
             continue
         cited: list[int] = []
         bad: list[str] = []
@@ -97,10 +113,7 @@ def split_claims(reply: str) -> list[Claim]:
                 cited.extend(int(n) for n in inner.split(","))
             else:
                 bad.append(marker.group(0))
-        words = " ".join(_MARKER.sub(" ", piece).split())
-        words = re.sub(r"\s+([.,;:!?])", r"\1", words).strip()
-        if words.strip(".!?;:, "):
-            claims.append(Claim(words, tuple(dict.fromkeys(cited)), tuple(bad)))
+        claims.append(Claim(words, tuple(dict.fromkeys(cited)), tuple(bad)))
     return claims
 
 

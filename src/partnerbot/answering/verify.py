@@ -3,7 +3,7 @@
 A claim (a generated sentence) is kept only when:
 
 1. it cites at least one of the given sentences, and every marker it carries is a given `[n]`;
-2. every number, date and proper name in it appears in the sentences it cites;
+2. every number, date and proper name in it (as the text toolkit finds them) appears in the sentences it cites;
 3. it is close in meaning to them: its embedding's cosine similarity with the nearest cited sentence
    reaches the threshold calibrated on the train split (`calibrate.py`, stored in `models/verify.json`).
 """
@@ -19,16 +19,8 @@ import numpy as np
 
 from partnerbot.answering.generate import Claim
 from partnerbot.errors import PartnerbotError
-from partnerbot.text import STOPWORDS
+from partnerbot.text import name_words, names, numbers
 from partnerbot.types import Dropped
-
-MONTHS = frozenset(["january", "february", "march", "april", "may", "june", "july", "august", "september",
-                    "october", "november", "december"])
-NUMBER_WORDS = {w: str(i) for i, w in enumerate((
-    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
-    "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen", "twenty"))}
-_NUMBER = re.compile(r"\d+(?:[,.]\d+)*")
-_WORD = re.compile(r"[A-Za-z][A-Za-z'’&-]*")
 
 
 class VerifierError(PartnerbotError):
@@ -64,36 +56,10 @@ def write_verifier(path: Path, verifier: Verifier) -> None:
     Path(path).write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
 
 
-def _number(token: str) -> str:
-    return token.replace(",", "")
-
-
-def numbers(text: str) -> set[str]:
-    """The numbers in `text`, thousands separators removed; number words up to twenty count as digits."""
-    found = {_number(n) for n in _NUMBER.findall(text)}
-    found |= {NUMBER_WORDS[w.lower()] for w in _WORD.findall(text) if w.lower() in NUMBER_WORDS}
-    return found
-
-
-def names(text: str) -> set[str]:
-    """Proper names and dates, lower-cased: capitalised words past a sentence's first word, acronyms and months.
-
-    A sentence's first word is capitalised anyway, so it counts only when it is an acronym or a month.
-    """
-    found: set[str] = set()
-    for i, m in enumerate(_WORD.finditer(text)):
-        word = m.group(0).rstrip("'’").removesuffix("'s").removesuffix("’s")
-        low = word.lower()
-        dated_or_acronym = low in MONTHS or (len(word) > 1 and word.isupper())
-        if dated_or_acronym or (i > 0 and word[:1].isupper() and low not in STOPWORDS and word != "I"):
-            found.add(low)
-    return found
-
-
 def unsupported(claim: str, cited: list[str]) -> list[str]:
     """The numbers, dates and names in `claim` that none of the `cited` sentences contains."""
     source = " ".join(cited)
-    words = {w.lower().removesuffix("'s").removesuffix("’s") for w in _WORD.findall(source)}
+    words = name_words(source)
     missing = sorted(n for n in numbers(claim) - numbers(source))
     missing += sorted(n for n in names(claim) if n not in words
                       and not all(part in words for part in re.split(r"[-&]", n) if part))

@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from partnerbot.corpus.split import split_sentences
+from partnerbot.text import split_sentences
 from partnerbot.types import Chunk, Document, Sentence
 
 

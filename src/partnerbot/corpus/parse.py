@@ -13,14 +13,13 @@ from urllib.parse import urlparse
 import yaml
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationError
 
-from partnerbot.corpus.split import split_sentences
 from partnerbot.errors import CorpusError, CorpusErrors
+from partnerbot.text import first_control, iso_date, split_sentences
 from partnerbot.types import COMPONENTS, Document, Footnote, Page
 
 REQUIRED = ("id", "title", "url", "date", "component", "sources", "summary")
 MAX_FILE_BYTES = 2_000_000
 ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 # A footnote definition line, loosely (to report a malformed one), and exactly.
 _DEF_START = re.compile(r"^\[\^[^\]]*\]:")
 _DEF = re.compile(r'^\[\^(?P<id>[a-z0-9][a-z0-9-]*)\]:[ \t]+(?P<url>\S+)[ \t]+\((?P<date>[^)]*)\)(?:[ \t]+"(?P<title>[^"]+)")?[ \t]*$')
@@ -68,11 +67,9 @@ def _url(value: object) -> object:
 def _iso_date(value: object) -> str:
     if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
         return value.isoformat()
-    if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
-        try:
-            return dt.date.fromisoformat(value).isoformat()
-        except ValueError:
-            pass
+    day = iso_date(value) if isinstance(value, str) else None
+    if day is not None:
+        return day.isoformat()
     raise ValueError(f"must be an ISO date YYYY-MM-DD, got {value!r}")
 
 
@@ -193,8 +190,7 @@ def parse_document(path: Path) -> Document:
     marks: tuple[tuple[int, str], ...] = ()
     if not body.strip():
         errors.append(CorpusError(path, "the document body is empty", field="body", line=close + 2))
-    elif control := _CONTROL.search(body):
-        offset = control.start()
+    elif (offset := first_control(body)) >= 0:
         line = close + 2 + body[:offset].count("\n")
         errors.append(CorpusError(path, "the body contains control characters; it must be plain text", field="body", line=line))
     else:
@@ -290,11 +286,7 @@ def _definition(line: str, lineno: int, sources: list[object], problems: list[tu
         problems.append((lineno, f"footnote [^{fid}]: not a well-formed http(s) URL: {url!r}"))
     elif url not in sources:
         problems.append((lineno, f"footnote [^{fid}]: URL {url} is not in the document's `sources`"))
-    try:
-        dt.date.fromisoformat(date)
-        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", date):
-            raise ValueError
-    except ValueError:
+    if iso_date(date) is None:
         problems.append((lineno, f"footnote [^{fid}]: the as-of date must be YYYY-MM-DD, got {date!r}"))
     return Footnote(fid, Page(url, date, m["title"] or ""), lineno)
 

@@ -25,10 +25,9 @@ import numpy as np
 from partnerbot.answering.assistant import Assistant
 from partnerbot.answering.verify import Verifier, write_verifier
 from partnerbot.errors import PartnerbotError
-from partnerbot.evaluation.metrics import Case, load_cases, locate_evidence
-from partnerbot.evaluation.tune import gold_sentences
+from partnerbot.evaluation.cases import Case, load_cases, prepare_case
+from partnerbot.evaluation.evidence import gold_sentences, locate_evidence
 from partnerbot.index.embed import embed_texts
-from partnerbot.sanitize import clean_history, clean_question
 from partnerbot.settings import Settings
 
 
@@ -49,13 +48,14 @@ def collect_pairs(assistant: Assistant, cases: Sequence[Case]) -> Pairs:
     """The positive and negative similarities of every usable in-scope train case."""
     state = assistant.snapshots.current()
     spans = locate_evidence(cases, {d: doc.text for d, doc in state.docs.items()})
-    limit = assistant.settings.answering.max_question_chars
     usable = [c for c in cases if c.in_scope and c.evidence and c.facts]
     vecs = embed_texts(assistant.settings, [stand_in(c) for c in usable])
     pos: list[float] = []
     neg: list[float] = []
     for case, vec in zip(usable, vecs, strict=True):
-        prepared = assistant.prepare(clean_question(case.question, limit), clean_history(list(case.history), limit))
+        prepared = prepare_case(assistant, case)
+        if prepared is None:  # not English: the serving path declines it without retrieving
+            continue
         idx = np.asarray(prepared.candidates.sentences, dtype=np.int64)
         if not len(idx):
             continue

@@ -1,4 +1,7 @@
-"""Evaluation cases: their YAML format (`CaseSpec`), loading and validation, and where their evidence sits."""
+"""Evaluation cases: their YAML format (`CaseSpec`), loading and validation, and a case through the serving path.
+
+Where a case's evidence sits, and which passages hold it, is `evidence`.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import yaml
 from pydantic import (
@@ -24,8 +27,13 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from partnerbot.answering.language import foreign_reply
 from partnerbot.errors import EvalError, PartnerbotError
+from partnerbot.sanitize import clean_history, clean_question
 from partnerbot.settings import Settings
+
+if TYPE_CHECKING:
+    from partnerbot.answering.assistant import Assistant, Prepared
 
 
 @dataclass(frozen=True)
@@ -45,15 +53,6 @@ class Case:
     @property
     def in_scope(self) -> bool:
         return not (self.refuse or self.input_error)
-
-
-@dataclass(frozen=True)
-class Span:
-    """Where an evidence quote sits in the corpus."""
-
-    doc_id: str
-    start: int
-    end: int
 
 
 def case_files(paths: Sequence[Path]) -> list[Path]:
@@ -259,23 +258,21 @@ def near_questions(train: Sequence[Case], test: Sequence[Case], embed: Any, thre
     return sorted(pairs, key=lambda p: -p[2])
 
 
-def locate_evidence(cases: Sequence[Case], doc_texts: dict[str, str]) -> dict[str, Span]:
-    """Where each case's evidence sits in the corpus.
+def prepare_case(assistant: Assistant, case: Case) -> Prepared | None:
+    """What the serving path retrieves and scores for `case`, as `Assistant.ask` would before choosing.
+
+    The question and history are cleaned as `ask` cleans them, then `Assistant.prepare` runs on them; None for
+    a question in another language, which `ask` declines without retrieving.
 
     Raises:
-        EvalError: a passage does not occur exactly once in the corpus, naming the file and case.
+        InputError: the question is unusable (empty or too long once cleaned).
+        StoreUnavailableError: the vector store cannot be reached.
     """
-    spans: dict[str, Span] = {}
-    for case in cases:
-        for quote in case.evidence:
-            found = [(d, m.start()) for d, text in doc_texts.items() for m in re.finditer(re.escape(quote), text)]
-            if len(found) != 1:
-                where = ", ".join(sorted({d for d, _ in found})) or "nowhere"
-                raise EvalError(f"{case.file}: case {case.id!r}: evidence {quote!r} occurs {len(found)} times in "
-                                f"the corpus ({where}); it must occur exactly once: quote a longer passage")
-            doc_id, start = found[0]
-            spans[quote] = Span(doc_id, start, start + len(quote))
-    return spans
+    limit = assistant.settings.answering.max_question_chars
+    question = clean_question(case.question, limit)
+    if foreign_reply(question, assistant.snapshots.current().normalizer.vocabulary) is not None:
+        return None
+    return assistant.prepare(question, clean_history(list(case.history), limit))
 
 
 def train_only(cases: Path, settings: Settings, command: str) -> Path:

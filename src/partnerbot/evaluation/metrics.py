@@ -17,11 +17,11 @@ from typing import Any
 import numpy as np
 
 from partnerbot.errors import EvalError, IndexMismatchError, PartnerbotError
-from partnerbot.evaluation.cases import Case, Span, load_cases, locate_evidence
+from partnerbot.evaluation.cases import Case, load_cases
+from partnerbot.evaluation.evidence import Span, holds_evidence, locate_evidence
 from partnerbot.phrases import CITATION_RE
 from partnerbot.types import Answer, Problem, ProblemKind
 
-STATUSES = ("answered", "uncertain", "refused", "input_error", "unavailable")
 _CITED_RUN = re.compile(r"(?:\[\d+\])+")  # a generated answer's sentences each end with one run of markers
 
 
@@ -69,8 +69,7 @@ def check_case(case: Case, answer: Answer, doc_texts: dict[str, str], spans: dic
     reasons: list[str] = []
     cited = list(dict.fromkeys(s.doc_id for s in answer.sources))
     gold_spans = [spans[q] for q in case.evidence if q in spans]
-    gold = [any(g.doc_id == s.doc_id and g.start < s.end and s.start < g.end for g in gold_spans)
-            for s in answer.sources]
+    gold = [holds_evidence(s.doc_id, s.start, s.end, gold_spans) for s in answer.sources]
     found = 0
     if status == "unavailable":
         reasons.append("the store was unavailable")

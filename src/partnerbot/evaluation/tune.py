@@ -32,14 +32,14 @@ from pathlib import Path
 import numpy as np
 
 from partnerbot.answering.assistant import Assistant
-from partnerbot.answering.language import foreign_reply
 from partnerbot.answering.reader.features import FEATURES
 from partnerbot.answering.reader.model import Selector, Thresholds, write_selector
 from partnerbot.artifact import is_artifact, read_manifest, weights_sha256_cached
 from partnerbot.errors import PartnerbotError
 from partnerbot.evaluation import finetune
-from partnerbot.evaluation.cases import Case, Span, load_cases, locate_evidence
+from partnerbot.evaluation.cases import Case, load_cases, prepare_case
 from partnerbot.evaluation.crossfit import Item, assign_folds, cache_key, contexts, cross_fit, encode, triplets
+from partnerbot.evaluation.evidence import gold_sentences, locate_evidence
 from partnerbot.evaluation.fitting import (
     C_GRID,
     SCOPE_C_GRID,
@@ -56,7 +56,6 @@ from partnerbot.evaluation.fitting import (
 from partnerbot.index.build import build_index
 from partnerbot.index.read import IndexSnapshot
 from partnerbot.index.snapshots import IndexSnapshots
-from partnerbot.sanitize import clean_history, clean_question
 from partnerbot.settings import Settings
 
 
@@ -86,25 +85,17 @@ def candidate_settings(settings: Settings) -> Settings:
                             chroma_url="")
 
 
-def gold_sentences(state: IndexSnapshot, spans: Sequence[Span]) -> tuple[int, ...]:
-    """Every sentence that overlaps a gold evidence span."""
-    return tuple(i for i, s in enumerate(state.sentences)
-                 if any(g.doc_id == s.doc_id and g.start < s.end and s.start < g.end for g in spans))
-
-
 def collect(assistant: Assistant, cases: Sequence[Case]) -> tuple[list[Item], IndexSnapshot]:
     """Each in-scope case with evidence, and each refuse case, through the serving path."""
     state = assistant.snapshots.current()
     spans = locate_evidence(cases, {d: doc.text for d, doc in state.docs.items()})
-    limit = assistant.settings.answering.max_question_chars
     items: list[Item] = []
     for case in cases:
         if case.input_error or (case.in_scope and not case.evidence):
             continue
-        question = clean_question(case.question, limit)
-        if foreign_reply(question, state.normalizer.vocabulary) is not None:
+        prepared = prepare_case(assistant, case)
+        if prepared is None:  # not English: the serving path declines it without retrieving
             continue
-        prepared = assistant.prepare(question, clean_history(list(case.history), limit))
         gold = () if case.refuse else gold_sentences(state, [spans[q] for q in case.evidence])
         cands = prepared.candidates
         labels = np.asarray([s in gold for s in cands.sentences], dtype=np.int64)

@@ -25,11 +25,12 @@ from starlette.routing import Match
 from partnerbot.answering.assistant import Assistant
 from partnerbot.errors import InputError
 from partnerbot.phrases import TROUBLE
-from partnerbot.sanitize import clean_history, clean_question, scrub
+from partnerbot.sanitize import clean_history, clean_question
 from partnerbot.serving import replies
 from partnerbot.serving.replies import Asker, Result
 from partnerbot.serving.telemetry import Metrics
-from partnerbot.types import Answer, Problem, ProblemKind
+from partnerbot.text import scrub
+from partnerbot.types import Answer, Problem, ProblemKind, Source
 
 log = logging.getLogger("partnerbot.api")
 MAX_BODY = 64 * 1024
@@ -61,23 +62,6 @@ class AskRequest(BaseModel):
     history: list[str] = Field(default_factory=list, max_length=50, description="Earlier user questions, oldest first.")
 
 
-class SourceOut(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    n: int
-    doc_id: str
-    title: str
-    url: str
-    date: str
-    section: str
-    quote: str = Field(description="Verbatim from the document, at [start, end).")
-    start: int
-    end: int
-    score: float = Field(description="The answerer's score for the sentence (for the fitted selector, the probability that it answers).")
-    doc_url: str = Field(description="The document's own page; `url` is the page that supports the quote.")
-    page_title: str = Field(description="The title of the page at `url`, if known.")
-    pages: list[dict[str, str]] = Field(description="Every page the quote's footnotes cite ({url, date, title}), `url`'s first.")
-
-
 class AnswerOut(BaseModel):
     """The `partnerbot ask --json` shape. Each `[n]` in `answer` is source `n`."""
 
@@ -93,7 +77,7 @@ class AnswerOut(BaseModel):
     language: str = Field(description="The question's language; a question not in English gets a reply in it.")
     mode: str = Field(description="`extractive` (quoted) or `generated` (written by a language model, each sentence checked).")
     fallback: str = Field(description="Why a generated answer fell back to quotes; empty otherwise.")
-    sources: list[SourceOut]
+    sources: list[Source]  # documented from the dataclass itself, so the schema cannot fall behind it
     timings_ms: dict[str, float]
 
 

@@ -17,6 +17,7 @@ import nh3
 from markdown_it import MarkdownIt
 
 from partnerbot.phrases import CITATION_RE, EXAMPLE_QUESTIONS, GENERATED_NOTE, UNCERTAIN
+from partnerbot.text import block_text, paragraph_span
 
 # Private-use characters mark the cited sentence in the Markdown source: they pass through the renderer as
 # plain text and become <mark> afterwards, wherever the sentence ends up (a paragraph, a list item).
@@ -64,24 +65,13 @@ def _link(url: str, text: str, cls: str = "") -> str:
     return f"<a{attr} href='{esc(url, quote=True)}' target='_blank' rel='noopener noreferrer'>{esc(text)}</a>"
 
 
-def _paragraph(text: str, start: int, end: int) -> tuple[int, int]:
-    a = text.rfind("\n\n", 0, start)
-    b = text.find("\n\n", end)
-    return (0 if a < 0 else a + 2), (len(text) if b < 0 else b)
-
-
-def _strip_markdown(line: str) -> str:
-    """A paragraph's source without its block markers ("## ", "- "), for the quote in its paragraph."""
-    return re.sub(r"^(#{1,6}\s+|[-*+]\s+|\d+[.)]\s+|>\s?)", "", line)
-
-
 def quote_in_paragraph(text: str, start: int, end: int) -> str:
     """The paragraph holding text[start:end], escaped, with that sentence in <mark>."""
-    a, b = _paragraph(text, start, end)
+    a, b = paragraph_span(text, start, end)
     esc = html.escape
-    before = [_strip_markdown(line) for line in text[a:start].split("\n")]  # each piece starts a line
+    before = [block_text(line) for line in text[a:start].split("\n")]  # each piece starts a line
     first, *rest = text[end:b].split("\n")  # the first piece ends the quote's own line
-    after = [first, *(_strip_markdown(line) for line in rest)]
+    after = [first, *(block_text(line) for line in rest)]
     return f"{esc(' '.join(before))}<mark>{esc(text[start:end])}</mark>{esc(' '.join(after))}"
 
 

@@ -23,9 +23,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from partnerbot.answering.assistant import Assistant
 from partnerbot.errors import InputError
 from partnerbot.index.embed import count_tokens
-from partnerbot.sanitize import clean_history, clean_parts, clean_question, clean_text, scrub
+from partnerbot.sanitize import clean_history, clean_parts, clean_question, clean_text
 from partnerbot.serving import replies
 from partnerbot.serving.api import Front, SafeJSONResponse, input_problem, problem_response
+from partnerbot.text import scrub
 from partnerbot.types import Problem, ProblemKind
 
 MODEL_ID = "partnerbot"

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from partnerbot.phrases import TROUBLE
-from partnerbot.sanitize import scrub
+from partnerbot.text import scrub
 from partnerbot.types import Answer, Outcome, Problem, ProblemKind
 
 if TYPE_CHECKING:  # the CLI asks without loading the server's modules

@@ -20,16 +20,16 @@ from starlette.concurrency import run_in_threadpool
 
 from partnerbot import __version__
 from partnerbot.answering import unanswered
-from partnerbot.answering.assistant import Assistant
+from partnerbot.answering.assistant import Assistant, outage
 from partnerbot.answering.retrieve import Retriever
 from partnerbot.errors import PartnerbotError, StoreUnavailableError
-from partnerbot.phrases import EXAMPLE_QUESTIONS, UNAVAILABLE
+from partnerbot.phrases import EXAMPLE_QUESTIONS
 from partnerbot.serving import api, replies
 from partnerbot.serving.limits import RateLimiter, RateLimitMiddleware
 from partnerbot.serving.page import CSS, HEAD, THEME, build_blocks
 from partnerbot.serving.telemetry import AccessLogMiddleware, Metrics, configure_access_log, endpoint_of
 from partnerbot.settings import Settings
-from partnerbot.types import Problem, ProblemKind
+from partnerbot.types import Problem
 
 log = logging.getLogger("partnerbot.ui")
 
@@ -71,7 +71,7 @@ def build_app(settings: Settings, assistant: Assistant | None = None) -> FastAPI
         if request.method == "POST" and request.url.path.rstrip("/") == "/gradio_api/call/ask":
             health = await run_in_threadpool(assistant.health)
             if not health["store_reachable"]:
-                problem = Problem(ProblemKind.UNAVAILABLE, UNAVAILABLE)
+                problem = outage()
                 return JSONResponse(replies.body(problem), status_code=replies.status(problem))
         return await call_next(request)
 

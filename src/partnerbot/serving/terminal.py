@@ -13,6 +13,7 @@ from partnerbot.errors import PartnerbotError
 from partnerbot.phrases import EXAMPLE_QUESTIONS, GENERATED_NOTE
 from partnerbot.serving import replies
 from partnerbot.serving.replies import Result
+from partnerbot.text import paragraph_span
 from partnerbot.types import Answer, Problem, Source
 
 if TYPE_CHECKING:  # `ask --url` prints answers without loading the answering stack
@@ -45,9 +46,7 @@ def print_source(console: Console, source: Source, document_text: str | None) ->
     if text[source.start : source.end] != source.quote:  # the index changed since the answer: the quote alone
         console.print(Text(f"\"{source.quote}\"", style="reverse"))
         return
-    a = text.rfind("\n\n", 0, source.start)
-    b = text.find("\n\n", source.end)
-    a, b = (0 if a < 0 else a + 2), (len(text) if b < 0 else b)
+    a, b = paragraph_span(text, source.start, source.end)
     passage = Text(text[a:source.start])
     passage.append(text[source.start : source.end], style="reverse")
     passage.append(text[source.end : b])

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from partnerbot.index.read import IndexSnapshot
-from partnerbot.text import STOPWORDS, content_stems, stem, tokens
+from partnerbot.text import FIGURE, MONTH, STOPWORDS, YEAR, content_stems, stem, tokens
 from partnerbot.types import Hit
 
 # The answer types a question can ask for, told by its wh-word or phrase.
@@ -28,10 +28,7 @@ _ASKS_DEFINITION = re.compile(r"^\s*(what|who)('s|\s+(is|are|was|were))\b|^\s*(t
                               r"|\bwhat (does|do) .+ do\b", re.I)
 _ASKS_NOW = re.compile(r"\b(right now|these days|at the moment|currently|current|today|nowadays|this year|latest)\b", re.I)
 _FIRST_PERSON = re.compile(r"\b(i|my|me|we|our|i'm|im)\b", re.I)
-# What a sentence holds.
-_YEAR = re.compile(r"\b(1[89]\d\d|20\d\d)\b")
-_MONTH = re.compile(r"\b(January|February|March|April|May|June|July|August|September|October|November|December)\b")
-_FIGURE = re.compile(r"\b\d[\d,.]*\b%?|\bpercent\b")
+# What a sentence holds (besides figures, years and months: the text toolkit's patterns).
 _PLACE = re.compile(r"\b(in|at|near|from|to) (the )?[A-Z][a-z]+")
 _PERSON = re.compile(r"\b(Director|Secretary|President|Deputy|Agent|Officer|Senator|Attorney General|Mr|Ms)\b"
                      r"|\b[A-Z][a-z]+ [A-Z]\.? ?[A-Z][a-z]+\b")
@@ -96,7 +93,7 @@ def _near_figures(text: str) -> set[str]:
     words = tokens(text)
     near: set[str] = set()
     for i, w in enumerate(words):
-        if (w[0].isdigit() and not _YEAR.fullmatch(w)) or w == "percent":
+        if (w[0].isdigit() and not YEAR.fullmatch(w)) or w == "percent":
             near.update(stem(x) for x in words[max(0, i - _WINDOW) : i + _WINDOW + 1])
     return near
 
@@ -140,7 +137,7 @@ def featurize(state: IndexSnapshot, query: Query, hits: Sequence[Hit], sentence_
     q_stems = content_stems(query.question)
     ctx_stems = content_stems(query.retrieval_query)
     focus = sorted((s for s in q_stems if s in state.idf), key=lambda s: -state.idf[s])[:2]
-    q_years = set(_YEAR.findall(query.question))
+    q_years = set(YEAR.findall(query.question))
     asks = {
         "number": bool(_ASKS_NUMBER.search(query.question)),
         "date": bool(_ASKS_DATE.search(query.question)),
@@ -162,9 +159,9 @@ def featurize(state: IndexSnapshot, query: Query, hits: Sequence[Hit], sentence_
         stems = state.sentence_stems[int(i)]
         words = text.split()
         first = words[0].lower().strip("\"'“(") if words else ""
-        has_figure = bool(_FIGURE.search(_YEAR.sub(" ", text)))
-        has_date = bool(_YEAR.search(text) or _MONTH.search(text))
-        years_here = set(_YEAR.findall(text)) | {doc.date[:4]}
+        has_figure = bool(FIGURE.search(YEAR.sub(" ", text)))
+        has_date = bool(YEAR.search(text) or MONTH.search(text))
+        years_here = set(YEAR.findall(text)) | {doc.date[:4]}
         near = _near_figures(text) if asks["number"] or counted else set()
         values = {
             # Meaning: cosine similarity of the retrieval query to the sentence in its context (title and

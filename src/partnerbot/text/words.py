@@ -1,4 +1,4 @@
-"""Word-level helpers shared by retrieval and answering: tokens, stems, stopwords."""
+"""Words: lower-cased tokens, English stems (PyStemmer's Snowball), stopwords and pronouns."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ def _stemmer():  # type: ignore[no-untyped-def]
 
 @functools.lru_cache(maxsize=65536)
 def stem(word: str) -> str:
+    """The Snowball English stem of a lower-cased word ("removals" -> "remov")."""
     return str(_stemmer().stemWord(word))
 
 
@@ -35,13 +36,3 @@ def content_stems(text: str) -> list[str]:
             seen.setdefault(stem(t), None)
     return list(seen)
 
-
-def date_words(iso: str) -> str:
-    """An ISO date in words: "2020-07-30" -> "July 30 2020"."""
-    import datetime as dt
-
-    try:
-        day = dt.date.fromisoformat(iso)
-    except ValueError:
-        return ""
-    return f"{day:%B} {day.day} {day.year}"
