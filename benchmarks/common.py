@@ -54,7 +54,7 @@ def temp_dir(name: str) -> Path:
 
 def questions() -> list[tuple[str, list[str]]]:
     from partnerbot.errors import InputError
-    from partnerbot.evaluation.metrics import load_cases
+    from partnerbot.evaluation.cases import load_cases
     from partnerbot.sanitize import clean_question
 
     def usable(question: str) -> bool:  # not the input-error case, nor a question that is markup only

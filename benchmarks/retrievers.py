@@ -8,7 +8,8 @@ from __future__ import annotations
 from common import ROOT, machine, table, temp_dir
 
 from partnerbot.answering.assistant import Assistant
-from partnerbot.evaluation.metrics import load_cases, metrics, run_cases
+from partnerbot.evaluation.cases import load_cases
+from partnerbot.evaluation.metrics import metrics, run_cases
 from partnerbot.index.build import build_index
 from partnerbot.settings import Settings
 

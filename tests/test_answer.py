@@ -17,7 +17,7 @@ from partnerbot.answering.assistant import Assistant
 from partnerbot.answering.retrieve import hybrid_search
 from partnerbot.cli import app
 from partnerbot.corpus.parse import load_corpus
-from partnerbot.evaluation.metrics import load_cases
+from partnerbot.evaluation.cases import load_cases
 from partnerbot.index.embed import embed_query
 from partnerbot.phrases import CITATION_RE, EXAMPLE_QUESTIONS, REFUSAL
 from partnerbot.settings import Settings

@@ -244,7 +244,7 @@ def test_every_program_sentence_has_a_dated_supporting_page() -> None:
 
 
 def test_corpus_sources_document_matches_the_footnotes(tmp_path: Path) -> None:
-    from partnerbot.corpus.parse import with_footnote_listing
+    from partnerbot.corpus.footnotes import with_footnote_listing
 
     docs = load_corpus(ROOT / "corpus")
     current = (ROOT / "docs" / "corpus-sources.md").read_text(encoding="utf-8")

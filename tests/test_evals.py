@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 from conftest import ROOT
 from partnerbot.cli import app
 from partnerbot.errors import EvalError
-from partnerbot.evaluation.metrics import Case, check_case, fact_found, load_cases, locate_evidence, metrics
+from partnerbot.evaluation.cases import load_cases
+from partnerbot.evaluation.metrics import Case, check_case, fact_found, locate_evidence, metrics
 from partnerbot.index.build import build_index
 from partnerbot.settings import Settings
 from partnerbot.types import Answer, Source

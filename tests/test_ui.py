@@ -15,7 +15,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from conftest import ARTIFACTS, ROOT, Server, cli_env
 from partnerbot.corpus.parse import load_corpus
-from partnerbot.evaluation.metrics import load_cases
+from partnerbot.evaluation.cases import load_cases
 from partnerbot.index.build import build_index
 from partnerbot.phrases import REFUSAL
 from partnerbot.settings import Settings

@@ -9,8 +9,6 @@ subfolder. Precedence, highest first: arguments, environment, `.env`, project fi
 from __future__ import annotations
 
 import os
-import tomllib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,11 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, InitSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
-from partnerbot.errors import ConfigError
-
-PROJECT_FILE = "partnerbot.toml"
-# Path settings whose defaults move to the project root when there is one.
-ROOTED_DEFAULTS = {"data_dir": ".partnerbot", "corpus_dir": "corpus", "evals_dir": "evals"}
+from partnerbot.project import Variables, dotenv, find_project
 
 
 def bundled_model_path() -> str:
@@ -214,11 +208,11 @@ class Settings(BaseSettings):
                                    env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
                                    file_secret_settings: PydanticBaseSettingsSource) -> tuple[PydanticBaseSettingsSource, ...]:
         project = find_project(Path.cwd())
-        environment = _Variables(settings_cls, dict(os.environ), unknown_is_error=False)
+        environment = Variables(settings_cls, FIELDS, dict(os.environ), unknown_is_error=False)
         if project is None:
-            return init_settings, environment, _Variables(settings_cls, _dotenv(Path(".env")))
-        dotenv = _Variables(settings_cls, _dotenv(project.root / ".env"), root=project.root)
-        return init_settings, environment, dotenv, InitSettingsSource(settings_cls, project.values())
+            return init_settings, environment, Variables(settings_cls, FIELDS, dotenv(Path(".env")))
+        from_dotenv = Variables(settings_cls, FIELDS, dotenv(project.root / ".env"), root=project.root)
+        return init_settings, environment, from_dotenv, InitSettingsSource(settings_cls, project.values(FIELDS))
 
     def updated(self, **changes: Any) -> Settings:
         """A copy with the settings named in `changes` replaced (by name, as the sources give them).
@@ -268,97 +262,3 @@ FIELDS: dict[str, FieldInfo] = {
     **{k: f for k, f in Settings.model_fields.items() if k not in GROUPS},
     **{name: m.model_fields[name] for m in GROUPS.values() for name in m.model_fields},
 }
-PREFIX = "PARTNERBOT_"
-
-
-def _dotenv(path: Path) -> dict[str, str | None]:
-    from dotenv import dotenv_values
-
-    return dict(dotenv_values(path)) if path.is_file() else {}
-
-
-class _Variables(PydanticBaseSettingsSource):
-    """Settings from `PARTNERBOT_<NAME>` variables (the environment or a `.env` file), by name.
-
-    Other tools' variables are ignored. An unknown `PARTNERBOT_*` name is passed on, so that validation
-    names it as an extra input, unless `unknown_is_error` is off (the environment may hold anything).
-    Relative paths resolve against `root` when one is given.
-    """
-
-    def __init__(self, settings_cls: type[BaseSettings], variables: dict[str, str | None], *,
-                 unknown_is_error: bool = True, root: Path | None = None):
-        super().__init__(settings_cls)
-        self.variables = variables
-        self.unknown_is_error = unknown_is_error
-        self.root = root
-
-    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
-        return None, field_name, False  # unused: `__call__` reads every variable at once
-
-    def __call__(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for key, value in self.variables.items():
-            if not key.upper().startswith(PREFIX) or value is None:
-                continue
-            name = key[len(PREFIX):].lower()
-            if name in FIELDS:
-                out[name] = _resolve(FIELDS[name], value, self.root) if self.root else value
-            elif self.unknown_is_error:
-                out[name] = value
-        return out
-
-
-@dataclass(frozen=True)
-class Project:
-    """A project root and the settings table found there."""
-
-    root: Path
-    file: Path
-    table: dict[str, Any]
-    where: str  # how the table is named in messages: "partnerbot.toml" or "[tool.partnerbot]"
-
-    def values(self) -> dict[str, Any]:
-        """The table's settings by name, relative paths resolved against the root, over root-based defaults.
-
-        Raises:
-            ConfigError: a key that is not a setting.
-        """
-        fields = FIELDS
-        unknown = sorted(set(self.table) - set(fields))
-        if unknown:
-            raise ConfigError(f"{self.file}: unknown setting(s) {', '.join(unknown)} in {self.where}; "
-                              f"known: {', '.join(sorted(fields))}")
-        rooted = {k: str(self.root / v) for k, v in ROOTED_DEFAULTS.items()}
-        return rooted | {k: _resolve(fields[k], v, self.root) for k, v in self.table.items()}
-
-
-def find_project(start: Path) -> Project | None:
-    """The nearest project root at or above `start`, or None.
-
-    Raises:
-        ConfigError: a project file is not valid TOML.
-    """
-    for folder in (start, *start.parents):
-        own = folder / PROJECT_FILE
-        if own.is_file():
-            return Project(folder, own, _read_toml(own), PROJECT_FILE)
-        pyproject = folder / "pyproject.toml"
-        if pyproject.is_file():
-            table = _read_toml(pyproject).get("tool", {}).get("partnerbot")
-            if isinstance(table, dict):
-                return Project(folder, pyproject, table, "[tool.partnerbot]")
-    return None
-
-
-def _read_toml(path: Path) -> dict[str, Any]:
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read the project settings ({exc})") from exc
-
-
-def _resolve(field: FieldInfo, value: Any, root: Path) -> Any:
-    """A relative path setting, made absolute against the project root; other values unchanged."""
-    if field.annotation is Path and isinstance(value, str) and value and not Path(value).is_absolute():
-        return str(root / value)
-    return value

@@ -49,7 +49,8 @@ def corpus_sources(
 
     Example: partnerbot corpus sources --write docs/corpus-sources.md
     """
-    from partnerbot.corpus.parse import footnote_listing, load_corpus, with_footnote_listing
+    from partnerbot.corpus.footnotes import footnote_listing, with_footnote_listing
+    from partnerbot.corpus.parse import load_corpus
 
     try:
         docs = load_corpus(settings_from(corpus_dir=corpus).corpus_dir)
@@ -78,7 +79,7 @@ def index(
     Example: partnerbot index            (incremental: only changed documents are embedded)
              partnerbot index --rollback
     """
-    from partnerbot.evaluation.metrics import reindex_gate
+    from partnerbot.evaluation.gate import reindex_gate
     from partnerbot.index.build import build_index
     from partnerbot.index.rollback import rollback as do_rollback
     from partnerbot.progress import Steps

@@ -8,23 +8,19 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import urlparse
 
 import yaml
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationError
 
+from partnerbot.corpus.footnotes import read_footnotes, valid_url
 from partnerbot.errors import CorpusError, CorpusErrors
-from partnerbot.text import first_control, iso_date, split_sentences
-from partnerbot.types import COMPONENTS, Document, Footnote, Page
+from partnerbot.text import first_control, iso_date
+from partnerbot.types import COMPONENTS, Document, Footnote
 
 REQUIRED = ("id", "title", "url", "date", "component", "sources", "summary")
 MAX_FILE_BYTES = 2_000_000
 ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
-# A footnote definition line, loosely (to report a malformed one), and exactly.
-_DEF_START = re.compile(r"^\[\^[^\]]*\]:")
-_DEF = re.compile(r'^\[\^(?P<id>[a-z0-9][a-z0-9-]*)\]:[ \t]+(?P<url>\S+)[ \t]+\((?P<date>[^)]*)\)(?:[ \t]+"(?P<title>[^"]+)")?[ \t]*$')
-_MARK = re.compile(r"\[\^([^\]\s]*)\]")
-FOOTNOTE_FORMAT = '[^id]: URL (YYYY-MM-DD) "Page title"'
+
 
 
 def corpus_files(corpus_dir: Path) -> list[Path]:
@@ -59,7 +55,7 @@ class _Problem:
 
 
 def _url(value: object) -> object:
-    if not _valid_url(value):
+    if not valid_url(value):
         raise ValueError(f"not a well-formed http(s) URL: {value!r}")
     return value
 
@@ -128,13 +124,6 @@ def _explain(error: Any, meta: dict[Any, Any]) -> _Problem:
     if field == "sources":
         return _Problem(field, "must be a list of URLs")
     return _Problem(field, "must be a string" if kind == "string_type" else error["msg"])
-
-
-def _valid_url(value: object) -> bool:
-    if not isinstance(value, str) or any(c.isspace() for c in value):
-        return False
-    parsed = urlparse(value)
-    return parsed.scheme in ("http", "https") and "." in parsed.netloc
 
 
 def parse_document(path: Path) -> Document:
@@ -218,83 +207,6 @@ def parse_document(path: Path) -> Document:
     )
 
 
-def read_footnotes(body: str, first_line: int, sources: list[object], require: bool
-                   ) -> tuple[str, tuple[Footnote, ...], tuple[tuple[int, str], ...], list[tuple[int, str]]]:
-    """Take the footnote markers and definitions out of a document body.
-
-    Returns the text without them, the footnotes, each marker's (offset in the text, id), and the
-    problems found as (file line, message): a malformed or duplicate definition, a URL that is not
-    in `sources`, a marker that is undefined or outside a sentence, a definition never used, and,
-    when `require` is set, a sentence without a marker.
-    """
-    problems: list[tuple[int, str]] = []
-    kept: list[str] = []
-    line_of: list[int] = []  # file line of each kept line
-    marks: list[tuple[int, str, int]] = []
-    defs: dict[str, Footnote] = {}
-    pos = 0
-    for i, line in enumerate(body.split("\n")):
-        lineno = first_line + i
-        if _DEF_START.match(line):
-            footnote = _definition(line, lineno, sources, problems)
-            if footnote is not None:
-                if footnote.id in defs:
-                    problems.append((lineno, f"footnote [^{footnote.id}] is defined twice (also on line {defs[footnote.id].line})"))
-                else:
-                    defs[footnote.id] = footnote
-            continue
-        pieces, last = [], 0
-        for m in _MARK.finditer(line):
-            pieces.append(line[last : m.start()])
-            marks.append((pos + sum(map(len, pieces)), m.group(1), lineno))
-            last = m.end()
-        pieces.append(line[last:])
-        kept.append("".join(pieces))
-        line_of.append(lineno)
-        pos += len(kept[-1]) + 1
-    text = "\n".join(kept).rstrip() + "\n"
-
-    def line_at(offset: int) -> int:
-        return line_of[min(text.count("\n", 0, offset), len(line_of) - 1)]
-
-    spans = split_sentences(text, 0, len(text))
-    used = set()
-    for at, fid, lineno in marks:
-        if fid not in defs:
-            problems.append((lineno, f"footnote [^{fid}] is used but not defined (define it at the end of the file as {FOOTNOTE_FORMAT})"))
-        used.add(fid)
-        if not any(s < at <= e for s, e in spans):
-            problems.append((lineno, f"footnote [^{fid}] does not follow a sentence; put it right after the sentence it supports"))
-    for fid, footnote in defs.items():
-        if fid not in used:
-            problems.append((footnote.line, f"footnote [^{fid}] is defined but never used"))
-    if require:
-        for s, e in spans:
-            if not any(s < at <= e for at, _, _ in marks):
-                problems.append((line_at(s), f"sentence has no footnote: {_clip(text[s:e])!r}; every sentence of a program "
-                                 "document ends with a [^id] reference to the page that supports it"))
-    return text, tuple(defs.values()), tuple((at, fid) for at, fid, _ in marks), sorted(problems)
-
-
-def _definition(line: str, lineno: int, sources: list[object], problems: list[tuple[int, str]]) -> Footnote | None:
-    m = _DEF.match(line)
-    if m is None:
-        problems.append((lineno, f"malformed footnote definition {_clip(line)!r}; expected {FOOTNOTE_FORMAT}"))
-        return None  # its markers are then reported as undefined too
-    fid, url, date = m["id"], m["url"], m["date"]
-    if not _valid_url(url):
-        problems.append((lineno, f"footnote [^{fid}]: not a well-formed http(s) URL: {url!r}"))
-    elif url not in sources:
-        problems.append((lineno, f"footnote [^{fid}]: URL {url} is not in the document's `sources`"))
-    if iso_date(date) is None:
-        problems.append((lineno, f"footnote [^{fid}]: the as-of date must be YYYY-MM-DD, got {date!r}"))
-    return Footnote(fid, Page(url, date, m["title"] or ""), lineno)
-
-
-def _clip(text: str, limit: int = 70) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def load_corpus(corpus_dir: Path) -> list[Document]:
     """Load and validate every document in `corpus_dir`.
 
@@ -325,31 +237,3 @@ def load_corpus(corpus_dir: Path) -> list[Document]:
     if errors:
         raise CorpusErrors(errors)
     return docs
-
-
-GENERATED_START = "<!-- footnotes: generated by `partnerbot corpus sources --write`; do not edit by hand -->"
-GENERATED_END = "<!-- end of generated footnotes -->"
-
-
-def footnote_listing(docs: list[Document]) -> str:
-    """Markdown listing every program document's footnotes: the pages cited, their dates and use counts."""
-    out = [GENERATED_START, "", "## Footnotes by document", "",
-           "Every sentence of a program document cites one of these pages; the date is the page's as-of date."]
-    for doc in sorted(docs, key=lambda d: d.id):
-        if not doc.footnotes:
-            continue
-        uses = {f.id: sum(1 for _, i in doc.marks if i == f.id) for f in doc.footnotes}
-        out += ["", f"### {doc.id}.md", ""]
-        for f in doc.footnotes:
-            title = f" {f.page.title}," if f.page.title else ""
-            out.append(f"- `[^{f.id}]`{title} as of {f.page.date}, cited {uses[f.id]}×: <{f.page.url}>")
-    return "\n".join([*out, "", GENERATED_END]) + "\n"
-
-
-def with_footnote_listing(current: str, docs: list[Document]) -> str:
-    """`current` (a sources document) with its generated listing replaced, or appended if it has none."""
-    listing = footnote_listing(docs)
-    start, end = current.find(GENERATED_START), current.find(GENERATED_END)
-    if start >= 0 and end > start:
-        return current[:start] + listing + current[end + len(GENERATED_END) :].lstrip("\n")
-    return current.rstrip("\n") + "\n\n" + listing

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from partnerbot.errors import PartnerbotError
-from partnerbot.evaluation.metrics import check_thresholds, compare, load_cases, load_thresholds, report, run_cases
+from partnerbot.evaluation.cases import load_cases
+from partnerbot.evaluation.metrics import check_thresholds, compare, load_thresholds, report, run_cases
 from partnerbot.settings import Settings
 
 Progress = Callable[[str, int, int], None]
