@@ -34,8 +34,11 @@ class Footnote:
     """A program document's footnote: `[^id]: URL (YYYY-MM-DD) "title"`, defined on `line`."""
 
     id: str
+    """The marker's name, as in `[^zapata-act]`."""
     page: Page
+    """The page the footnote cites and the date it is as of."""
     line: int
+    """The file line of the definition (1-based), for error messages."""
 
 
 @dataclass(frozen=True)
@@ -281,7 +284,9 @@ class IndexStatus:
     """What `partnerbot status` reports."""
 
     version: str
+    """The active version's id."""
     built_at: str
+    """When it was built (ISO 8601, UTC)."""
     embed_model: str
     chunk_size: int
     chunk_overlap: int

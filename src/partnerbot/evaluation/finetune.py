@@ -33,8 +33,11 @@ class Triplet:
     """One training example: a question (as retrieval sees it), its answering sentence, and a hard negative."""
 
     anchor: str
+    """The question as retrieval sees it (with a follow-up's topic)."""
     positive: str
+    """The answering sentence, after its document's title and section heading."""
     negative: str
+    """The wrong candidate the base model ranks highest, in the same form."""
 
 
 @dataclass(frozen=True)
