@@ -9,8 +9,9 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 import pytest
@@ -81,6 +82,38 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+T = TypeVar("T")
+
+
+class FakeClock:
+    """A clock that stands still until the test moves it: `now` seconds (Unix time by default)."""
+
+    def __init__(self, now: float = 1_000_000_000.0):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def eventually(probe: Callable[[], T], done: Callable[[T], bool], within: float, step: float = 0.2) -> T:
+    """`probe()`'s first result that is `done`, probing every `step` seconds; if none is within `within`
+    seconds, the result of a probe that began after the time was up (so the caller's assertion fails on it).
+
+    For what a test cannot control: a server process, or one that refreshes on its own clock. The wait is
+    never longer than needed, and never shorter than `within` before a failure is reported.
+    """
+    deadline = time.monotonic() + within
+    while True:
+        began = time.monotonic()
+        result = probe()
+        if done(result) or began >= deadline:
+            return result
+        time.sleep(max(0.0, min(step, deadline - time.monotonic())))
 
 
 def wait_http(url: str, timeout: float = 60.0, proc: subprocess.Popen | None = None) -> None:

@@ -26,7 +26,7 @@ from partnerbot.answering import unanswered
 from partnerbot.answering.assistant import Assistant
 from partnerbot.answering.language import REPLIES
 from partnerbot.answering.retrieve import Retriever
-from partnerbot.index.embed import QueryBatcher, _embed_queries
+from partnerbot.index.embed import QueryBatcher, embed_queries
 from partnerbot.settings import Settings
 from partnerbot.types import Answer
 
@@ -212,7 +212,7 @@ class _Failing:
         self.batches.append(len(texts))
         if any(self.MARK in t.lower() for t in texts):
             raise TypeError("TextEncodeInput must be Union[TextInputSequence, Tuple[InputSequence, InputSequence]]")
-        return _embed_queries(self.settings, texts)
+        return embed_queries(self.settings, texts)
 
 
 def test_a_question_whose_embedding_fails_fails_alone_with_the_json_error(real_index: Path) -> None:

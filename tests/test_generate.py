@@ -15,7 +15,6 @@ import re
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -33,16 +32,18 @@ from partnerbot.text import names, numbers, split_sentences
 from partnerbot.types import Answer
 
 QUESTION = "When was the Cyber Crimes Center established?"
-Reply = Callable[[list[str], dict[str, Any]], "str | tuple[int, str] | float"]
+STALL = object()  # a reply the stub holds back until it is released: an endpoint that has stalled
+Reply = Callable[[list[str], dict[str, Any]], "str | tuple[int, str] | object"]
 
 
 # -- a stub OpenAI-compatible server for crafted replies ---------------------------------------------
 class Stub:
-    """Serves `/v1/chat/completions`; `reply(sentences, body)` gives the content (or a status, or a delay)."""
+    """Serves `/v1/chat/completions`; `reply(sentences, body)` gives the content (or a status, or `STALL`)."""
 
     def __init__(self) -> None:
         self.reply: Reply = lambda sentences, body: "nothing"
         self.requests: list[dict[str, Any]] = []
+        self.released = threading.Event()  # set: a stalled reply is sent at last
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -55,8 +56,8 @@ class Stub:
                 prompt = body["messages"][-1]["content"]
                 sentences = re.findall(r"^\[\d+\] (.*)$", prompt, re.M)
                 out = stub.reply(sentences, body)
-                if isinstance(out, float):  # a slow endpoint
-                    time.sleep(out)
+                if out is STALL:  # a stalled endpoint: it answers once the test has stopped waiting for it
+                    stub.released.wait(60)
                     out = "too late [1]"
                 status, content = out if isinstance(out, tuple) else (200, out)
                 data = json.dumps({"id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
@@ -75,6 +76,7 @@ class Stub:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def close(self) -> None:
+        self.released.set()
         self.server.shutdown()
         self.server.server_close()
 
@@ -88,7 +90,7 @@ def stub() -> Iterator[Stub]:
 
 @pytest.fixture(scope="module")
 def generating(real_index: Path, stub: Stub) -> Assistant:
-    """The real assistant, writing answers through the stub endpoint (a short timeout for the slow case)."""
+    """The real assistant, writing answers through the stub endpoint (a short timeout: the stub answers at once)."""
     return Assistant(Settings(data_dir=real_index, corpus_dir=ROOT / "corpus", llm_url=stub.url, llm_model="stub",
                               llm_timeout=2.0))
 
@@ -224,7 +226,6 @@ def test_a_claim_far_in_meaning_from_its_citation_is_dropped(generating: Assista
 # -- fallbacks --------------------------------------------------------------------------------------
 @pytest.mark.parametrize(("reply", "reason"), [
     ((500, ""), "the language model endpoint failed"),
-    (5.0, "the language model endpoint timed out"),
     ("It was established long ago.", "malformed reply: no sentence ends with a [n] citation"),
     (MODEL_REFUSAL, "the model said the sources do not answer the question"),
 ])
@@ -233,6 +234,22 @@ def test_endpoint_failures_and_bad_replies_fall_back_to_the_quoted_answer(
     answer = _ask(generating, stub, lambda s, body: reply)
     assert answer.mode == "extractive" and answer.text == quoted.text
     assert answer.fallback.startswith(reason)
+    assert [s.quote for s in answer.sources] == [s.quote for s in quoted.sources]
+
+
+def test_a_stalled_endpoint_times_out_and_falls_back(real_index: Path, generating: Assistant, stub: Stub,
+                                                    quoted: Answer) -> None:
+    impatient = Settings(data_dir=real_index, corpus_dir=ROOT / "corpus", llm_url=stub.url, llm_model="stub",
+                         llm_timeout=0.2)  # the test waits this long, not the fixture's 2 s
+    asker = Assistant(impatient, snapshots=generating.snapshots, retriever=generating.retriever,
+                      reader=generating.reader)
+    stub.reply = lambda s, body: STALL
+    try:
+        answer = asker.ask(QUESTION)
+    finally:
+        stub.released.set()
+    assert answer.mode == "extractive" and answer.text == quoted.text
+    assert answer.fallback.startswith("the language model endpoint timed out")
     assert [s.quote for s in answer.sources] == [s.quote for s in quoted.sources]
 
 

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from conftest import ROOT, cli_env, not_ready
+from conftest import ROOT, FakeClock, cli_env, eventually, not_ready
 from partnerbot.answering.assistant import Assistant
 from partnerbot.cli import app
 from partnerbot.errors import CorpusErrors, IndexLockedError, IndexMismatchError, IndexNotBuiltError
-from partnerbot.index import store
+from partnerbot.index import lease, store
 from partnerbot.index.build import build_index
 from partnerbot.index.meta import open_collections
 from partnerbot.index.rollback import rollback
@@ -76,6 +76,23 @@ def test_deleting_a_document_removes_its_chunks(tmp_path: Path, tiny_corpus: Pat
     assert summary.removed == ("gamma",)
     assert not any("telescope" in t for t in stored_texts(s))
     assert "9,300" not in ask(s, "How many telescopes has the Gamma Office lent?")
+
+
+def test_a_server_follows_the_pointer_at_most_once_per_check_interval(tmp_path: Path, tiny_corpus: Path,
+                                                                      model: object) -> None:
+    """What a running `partnerbot serve` does after a reindex, by a clock the test moves."""
+    s = settings_for(tmp_path, tiny_corpus)
+    before = build_index(s).version
+    clock = FakeClock()
+    serving = Assistant(s, snapshots=IndexSnapshots(s, check_seconds=1.0, clock=clock))
+    assert "4817" in serving.ask(SECRET).text
+    alpha = tiny_corpus / "alpha.md"
+    alpha.write_text(alpha.read_text().replace("4817", "5926"))
+    after = build_index(s).version
+    clock.advance(0.9)
+    assert "4817" in serving.ask(SECRET).text and serving.version == before  # the pointer is not read again yet
+    clock.advance(0.1)
+    assert "5926" in serving.ask(SECRET).text and serving.version == after
 
 
 def test_broken_file_fails_and_active_index_still_answers(
@@ -167,11 +184,11 @@ def _big_corpus(target: Path, copies: int) -> None:
 def test_kill_9_mid_build_leaves_active_index_intact(
     tmp_path: Path, tiny_corpus: Path, store_url: str, model: object
 ) -> None:
-    s = settings_for(tmp_path, tiny_corpus, store_url, index_lease_seconds=2)
+    s = settings_for(tmp_path, tiny_corpus, store_url, index_lease_seconds=1)  # the shortest life, for the wait below
     active = build_index(s).version
     _big_corpus(tiny_corpus, 6)
     proc = subprocess.Popen([sys.executable, "-m", "partnerbot.cli", "index", "--no-eval"],
-                            env=cli_env(s.data_dir, tiny_corpus, store_url) | {"PARTNERBOT_INDEX_LEASE_SECONDS": "2"},
+                            env=cli_env(s.data_dir, tiny_corpus, store_url) | {"PARTNERBOT_INDEX_LEASE_SECONDS": "1"},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     client = store.connect(s)
     partial = None
@@ -195,7 +212,10 @@ def test_kill_9_mid_build_leaves_active_index_intact(
         extra.unlink()
     alpha = tiny_corpus / "alpha.md"
     alpha.write_text(alpha.read_text().replace("4817", "5926"))
-    time.sleep(2.5)  # the killed run's reindex lease expires; the next run takes it over and says so
+    # The killed run's reindex lease runs out by the wall clock; the next run takes it over and says so.
+    killed = eventually(lambda: lease.newest_holder(client), lambda h: h is not None and not h.live(time.time()),
+                        within=1.5)
+    assert killed is not None and killed.pid == proc.pid and not killed.live(time.time())
     said: list[str] = []
     done = build_index(s, notify=said.append)
     assert done.switched and len(said) == 1 and said[0].startswith("took over a stale reindex lease from ")

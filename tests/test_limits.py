@@ -1,4 +1,4 @@
-"""The token bucket (with a controlled clock) and the question batcher (with the real model)."""
+"""The token bucket and its middleware (with a controlled clock), and the question batcher (with the real model)."""
 
 from __future__ import annotations
 
@@ -6,23 +6,20 @@ import concurrent.futures
 
 import numpy as np
 import pytest
+from starlette.applications import Starlette
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+from starlette.testclient import TestClient
 
-from partnerbot.index.embed import QueryBatcher, _embed_queries, embed_query
-from partnerbot.serving.limits import RateLimiter
+from conftest import FakeClock
+from partnerbot.index.embed import QueryBatcher, embed_queries, embed_query
+from partnerbot.serving.limits import RateLimiter, RateLimitMiddleware
 from partnerbot.serving.replies import rate_limited
 from partnerbot.settings import Settings
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_bucket_allows_the_burst_then_refills_at_the_rate() -> None:
-    clock = Clock()
+    clock = FakeClock()
     limiter = RateLimiter(rate=2.0, burst=3, clock=clock)
     assert [limiter.take("a") for _ in range(3)] == [0.0, 0.0, 0.0]
     wait = limiter.take("a")
@@ -43,14 +40,37 @@ def test_rate_zero_turns_the_limit_off() -> None:
 
 
 def test_full_buckets_are_forgotten_past_the_client_cap() -> None:
-    clock = Clock()
+    clock = FakeClock()
     limiter = RateLimiter(rate=1.0, burst=2, clock=clock, max_clients=10)
     for i in range(10):
         limiter.take(f"c{i}")
     clock.now += 5  # all ten refilled
     limiter.take("hammer")
     limiter.take("new")
-    assert set(limiter._buckets) == {"hammer", "new"}  # the ten full ones went; the spent ones stay
+    assert limiter.clients == {"hammer", "new"}  # the ten full ones went; the spent ones stay
+
+
+def test_the_middleware_refuses_a_client_until_its_bucket_refills() -> None:
+    """The middleware's 429 names the wait, and the client is served again exactly when the wait is over."""
+    clock = FakeClock()
+    limited: list[str] = []
+
+    async def answer(request: object) -> PlainTextResponse:
+        return PlainTextResponse("answered")
+
+    app = RateLimitMiddleware(Starlette(routes=[Route("/api/ask", answer, methods=["POST"])]),
+                              RateLimiter(rate=0.25, burst=2, clock=clock), on_limited=limited.append)
+    client, other = (TestClient(app, client=(f"10.12.0.{n}", 50000)) for n in (50, 51))
+    assert [client.post("/api/ask").status_code for _ in range(2)] == [200, 200]
+    refused = client.post("/api/ask")
+    assert refused.status_code == 429 and refused.headers["retry-after"] == "4"  # one token every 4 s
+    assert refused.json()["rate_limited"] is True and "Please wait 4 seconds" in refused.json()["error"]["message"]
+    assert other.post("/api/ask").text == "answered"  # another client has its own bucket
+    clock.advance(3.75)
+    assert client.post("/api/ask").headers["retry-after"] == "1"  # asking again does not delay the refill
+    clock.advance(0.25)
+    assert client.post("/api/ask").text == "answered"
+    assert limited == ["/api/ask", "/api/ask"]
 
 
 def test_limited_message_is_polite_and_says_how_long() -> None:
@@ -61,7 +81,7 @@ def test_limited_message_is_polite_and_says_how_long() -> None:
 def test_batched_embeddings_match_single_ones_and_form_batches(model: object) -> None:
     settings = Settings()
     texts = [f"What does program {i} of the ICE partnerships do?" for i in range(24)] + ["What is HERO Corps?"]
-    batcher = QueryBatcher(lambda batch: _embed_queries(settings, batch), max_batch=8, wait_ms=20)
+    batcher = QueryBatcher(lambda batch: embed_queries(settings, batch), max_batch=8, wait_ms=20)
     with concurrent.futures.ThreadPoolExecutor(len(texts)) as pool:
         vectors = list(pool.map(batcher.embed, texts))
     for text, vector in zip(texts, vectors, strict=True):

@@ -17,7 +17,7 @@ import pexpect
 import pytest
 from typer.testing import CliRunner
 
-from conftest import ROOT, ChromaServer, cli_env, free_port, wait_http
+from conftest import ROOT, ChromaServer, FakeClock, cli_env, eventually, free_port, wait_http
 from partnerbot.answering.assistant import Assistant
 from partnerbot.cli import app
 from partnerbot.errors import ConfigError, IndexLockedError
@@ -28,11 +28,6 @@ from partnerbot.settings import Settings
 from test_index import _big_corpus
 
 SECRET = "How many spare lighthouse lamps does the Alpha Program keep?"
-
-
-def _newest_holder(client: object) -> lease.Holder | None:
-    gens = lease._generations(client)
-    return lease._holder(client, gens[-1]) if gens else None
 
 
 # -- the reindex lease -------------------------------------------------------------------------------------------
@@ -53,15 +48,19 @@ def test_two_machines_never_build_at_once_and_a_dead_run_is_taken_over(
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None:
-            holder = _newest_holder(client)
+            holder = lease.newest_holder(client)
             if holder is not None and holder.pid == proc.pid and holder.live(time.time()):
                 break
             time.sleep(0.1)
-        first = _newest_holder(client)
+        first = lease.newest_holder(client)
         assert first is not None and first.pid == proc.pid, "machine A never took the lease"
-        time.sleep(2.5 * ttl)  # longer than the lease's life: only renewal keeps it live
-        renewed = _newest_holder(client)
-        assert renewed is not None and renewed.token == first.token and renewed.expires_at > first.expires_at
+        # Past the first lease's life, A's lease has been live all along: only renewal keeps it so.
+        renewed = first
+        while time.time() <= first.expires_at + 0.2:
+            renewed = lease.newest_holder(client)
+            assert renewed is not None and renewed.token == first.token and renewed.live(time.time())
+            time.sleep(0.1)
+        assert renewed.expires_at > first.expires_at
         with pytest.raises(IndexLockedError, match=rf"running on this store: .*@{socket.gethostname()} \(pid {proc.pid}\)"):
             build_index(b)
         assert proc.poll() is None, "machine A finished before B tried: the test proves nothing"
@@ -76,7 +75,9 @@ def test_two_machines_never_build_at_once_and_a_dead_run_is_taken_over(
         extra.unlink()
     alpha = tiny_corpus / "alpha.md"
     alpha.write_text(alpha.read_text().replace("4817", "5926"))
-    time.sleep(ttl + 0.5)
+    dead = eventually(lambda: lease.newest_holder(client), lambda h: h is not None and not h.live(time.time()),
+                      within=ttl + 0.5)
+    assert dead is not None and dead.token == first.token and not dead.live(time.time())  # A's lease ran out
     result = CliRunner().invoke(app, ["index", "--no-eval"], env={
         "PARTNERBOT_DATA_DIR": str(b.data_dir), "PARTNERBOT_CORPUS_DIR": str(tiny_corpus),
         "PARTNERBOT_CHROMA_URL": chroma_server.url})
@@ -86,7 +87,7 @@ def test_two_machines_never_build_at_once_and_a_dead_run_is_taken_over(
     pointer = store.read_pointer(client)
     assert pointer.version != active and pointer.previous == active
     assert store.versions_present(client) == {pointer.version, active}  # A's partial version is gone
-    released = _newest_holder(client)
+    released = lease.newest_holder(client)
     assert released is not None and released.released and released.pid == os.getpid()
     assert "5926" in Assistant(b, snapshots=IndexSnapshots(b, check_seconds=0)).ask(SECRET).text
 
@@ -122,23 +123,27 @@ def test_racing_claims_have_exactly_one_winner(chroma_server: ChromaServer) -> N
 
 def test_a_run_presumed_dead_cannot_switch(tmp_path: Path) -> None:
     client = store.connect(Settings(data_dir=tmp_path / "data"))
-    slow = lease.acquire(client, ttl=1.0)  # a run that stopped renewing (a long pause, a lost network)
-    time.sleep(1.2)
-    fresh = lease.acquire(client, ttl=60)
+    clock = FakeClock()  # both runs read one clock, as machines whose clocks agree
+    slow = lease.acquire(client, ttl=1.0, clock=clock)  # a run that stopped renewing (a long pause, a lost network)
+    clock.advance(0.9)
+    with pytest.raises(IndexLockedError, match="running on this store"):  # still live just before it runs out
+        lease.acquire(client, ttl=60, clock=clock)
+    clock.advance(0.3)
+    fresh = lease.acquire(client, ttl=60, clock=clock)
     assert fresh.took_over is not None and fresh.took_over.token == slow.holder.token
     with pytest.raises(IndexLockedError, match=r"taken over by .*nothing was switched"):
         slow.renew()
     slow.release()  # a no-op: it must not release the new holder's lease
-    assert _newest_holder(client) == fresh.holder
+    assert lease.newest_holder(client) == fresh.holder
     fresh.release()
-    assert lease.acquire(client, ttl=60).took_over is None  # a released lease is not "stale"
+    assert lease.acquire(client, ttl=60, clock=clock).took_over is None  # a released lease is not "stale"
 
 
 def test_a_build_releases_its_lease_and_rollback_takes_it(tmp_path: Path, tiny_corpus: Path, model: object) -> None:
     s = Settings(data_dir=tmp_path / "data", corpus_dir=tiny_corpus)
     build_index(s)
     client = store.connect(s)
-    done = _newest_holder(client)
+    done = lease.newest_holder(client)
     assert done is not None and done.released
     held = lease.acquire(client, ttl=60)
     from partnerbot.index.rollback import rollback

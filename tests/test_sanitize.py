@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from partnerbot.answering.language import foreign_reply, own_words
 from partnerbot.corpus.vocabulary import fold_accents
 from partnerbot.errors import InputError
-from partnerbot.index.embed import QueryBatcher, _embed_queries
+from partnerbot.index.embed import QueryBatcher, embed_queries
 from partnerbot.sanitize import clean_history, clean_question, clean_text
 from partnerbot.settings import Settings
 from partnerbot.text import scrub
@@ -130,7 +130,7 @@ def test_one_question_that_cannot_be_embedded_fails_alone_and_is_never_retried(m
         calls.append(list(texts))
         if any("POISON" in t for t in texts):
             raise Poisoned("cannot embed")
-        return _embed_queries(settings, texts)
+        return embed_queries(settings, texts)
 
     batcher = QueryBatcher(encode, max_batch=8, wait_ms=300)  # a wide window: all five share a batch
     questions = ["What is HERO Corps?", "What is BEST?", "POISON", "Who leads HSI?", "What is 287(g)?"]
@@ -155,5 +155,5 @@ def test_one_question_that_cannot_be_embedded_fails_alone_and_is_never_retried(m
             vector = results[q]
             assert isinstance(vector, np.ndarray)
             # its own vector, as if embedded alone: no other question in the batch moves it
-            assert float(np.abs(vector - _embed_queries(settings, [q])[0]).max()) < 1e-5
+            assert float(np.abs(vector - embed_queries(settings, [q])[0]).max()) < 1e-5
     assert isinstance(batcher.embed("What is HERO Corps?"), np.ndarray)  # the worker lives on

@@ -79,10 +79,11 @@ def embed_texts(settings: Settings, texts: Sequence[str], on_batch: Callable[[in
 
 def embed_query(settings: Settings, text: str) -> np.ndarray:
     """The unit-length embedding of one question."""
-    return _embed_queries(settings, [text])[0]
+    return embed_queries(settings, [text])[0]
 
 
-def _embed_queries(settings: Settings, texts: list[str]) -> np.ndarray:
+def embed_queries(settings: Settings, texts: list[str]) -> np.ndarray:
+    """The unit-length embeddings of several questions, one row each: what a `QueryBatcher` embeds with."""
     # The very encoding `get_query_embedding` does (same model, prompt and normalisation), over a list, called on
     # the sentence-transformers model itself: llama-index wraps it in three tries with 4 to 10 s waits, which
     # hold every question behind one that can never be embedded.
@@ -157,6 +158,6 @@ def query_embedder(settings: Settings, batching: bool) -> Callable[[str], np.nda
     """`embed_query` for `settings`, through a `QueryBatcher` when `batching` is on."""
     if not batching:
         return functools.partial(embed_query, settings)
-    batcher = QueryBatcher(functools.partial(_embed_queries, settings), settings.serving.embed_batch_size,
+    batcher = QueryBatcher(functools.partial(embed_queries, settings), settings.serving.embed_batch_size,
                            settings.serving.embed_batch_wait_ms)
     return batcher.embed

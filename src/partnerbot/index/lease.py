@@ -8,8 +8,8 @@ free or stale, exactly one gets N+1. A release marks the lease released but keep
 generations only grow. The holder renews the expiry from a background thread; a run that finds
 the newest lease expired (its holder died) takes it over and says so.
 
-Expiry times are the holder's wall clock: the machines' clocks must agree to well within the
-lease's life (NTP does).
+Expiry times are the holder's wall clock (`time.time` unless a `clock` is given): the machines' clocks
+must agree to well within the lease's life (NTP does).
 """
 
 from __future__ import annotations
@@ -31,6 +31,9 @@ from typing import Any
 from partnerbot.errors import IndexLockedError, StoreUnavailableError
 from partnerbot.index import store
 from partnerbot.settings import Settings
+
+# The wall clock, in Unix seconds, that expiry times are written and read with.
+Clock = Callable[[], float]
 
 PREFIX = "partnerbot-lease-"
 _NAME_RE = re.compile(r"^partnerbot-lease-(\d{10})$")
@@ -88,6 +91,12 @@ def _holder(client: Any, generation: int) -> Holder | None:
         return None  # deleted meanwhile
 
 
+def newest_holder(client: Any) -> Holder | None:
+    """The holder of the store's newest lease (live, expired or released), or None if no run ever took one."""
+    gens = _generations(client)
+    return _holder(client, gens[-1]) if gens else None
+
+
 def _user() -> str:
     try:
         return getpass.getuser()
@@ -98,12 +107,15 @@ def _user() -> str:
 class Lease:
     """A held reindex lease. Use `hold`, which acquires, renews and releases it."""
 
-    def __init__(self, client: Any, generation: int, holder: Holder, ttl: float, took_over: Holder | None):
+    def __init__(self, client: Any, generation: int, holder: Holder, ttl: float, took_over: Holder | None,
+                 clock: Clock = time.time):
+        """`clock` gives the time that renewals push the expiry `ttl` seconds past."""
         self.client = client
         self.generation = generation
         self.holder = holder
         self.ttl = ttl
         self.took_over = took_over
+        self.clock = clock
         self._lost: Exception | None = None
         self._lock = threading.Lock()
 
@@ -124,7 +136,7 @@ class Lease:
                     "nothing was switched - run `partnerbot index` again when it has finished")
                 raise self._lost
             self.holder = Holder(self.holder.owner, self.holder.host, self.holder.pid, self.holder.token,
-                                 time.time() + self.ttl)
+                                 self.clock() + self.ttl)
             self.client.get_collection(_name(self.generation)).modify(metadata=self.holder.metadata())
 
     def release(self) -> None:
@@ -137,8 +149,8 @@ class Lease:
                 self.client.get_collection(_name(self.generation)).modify(metadata=done.metadata())
 
 
-def acquire(client: Any, ttl: float, attempts: int = 3) -> Lease:
-    """Take the store's reindex lease.
+def acquire(client: Any, ttl: float, attempts: int = 3, clock: Clock = time.time) -> Lease:
+    """Take the store's reindex lease, live for `ttl` seconds by `clock` (which the lease then renews with).
 
     Raises:
         IndexLockedError: another run holds a live lease.
@@ -149,10 +161,10 @@ def acquire(client: Any, ttl: float, attempts: int = 3) -> Lease:
         gens = _generations(client)
         newest = gens[-1] if gens else 0
         previous = _holder(client, newest) if newest else None
-        if previous is not None and previous.live(time.time()):
+        if previous is not None and previous.live(clock()):
             raise IndexLockedError(f"another `partnerbot index` is running on this store: {previous.describe()}; "
                                    "wait for it to finish")
-        mine = Holder(me.owner, me.host, me.pid, me.token, time.time() + ttl)
+        mine = Holder(me.owner, me.host, me.pid, me.token, clock() + ttl)
         try:
             client.create_collection(_name(newest + 1), metadata=mine.metadata(), embedding_function=None)
         except Exception as exc:
@@ -168,16 +180,18 @@ def acquire(client: Any, ttl: float, attempts: int = 3) -> Lease:
             with contextlib.suppress(Exception):
                 client.delete_collection(_name(old))
         stale = previous if previous is not None and not previous.released else None
-        return Lease(client, newest + 1, mine, ttl, stale)
+        return Lease(client, newest + 1, mine, ttl, stale, clock)
     raise IndexLockedError("another `partnerbot index` keeps claiming this store's reindex lease; try again shortly")
 
 
 @contextlib.contextmanager
-def hold(settings: Settings, client: Any, notify: Callable[[str], None] | None = None) -> Iterator[Lease]:
+def hold(settings: Settings, client: Any, notify: Callable[[str], None] | None = None,
+         clock: Clock = time.time) -> Iterator[Lease]:
     """Hold the store's reindex lease for the block, renewing it every third of its life.
 
     Args:
         notify: told when a stale lease (a run that died) is taken over.
+        clock: the wall clock that expiry times are written and compared with.
 
     Raises:
         IndexLockedError: another run holds the lease.
@@ -185,7 +199,7 @@ def hold(settings: Settings, client: Any, notify: Callable[[str], None] | None =
     """
     ttl = settings.index.index_lease_seconds
     try:
-        lease = acquire(client, ttl)
+        lease = acquire(client, ttl, clock=clock)
     except Exception as exc:
         if isinstance(exc, IndexLockedError) or not store.is_connection_error(exc):
             raise

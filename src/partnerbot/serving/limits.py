@@ -35,6 +35,12 @@ class RateLimiter:
         self._buckets: dict[str, tuple[float, float]] = {}  # client -> (tokens, when counted)
         self._lock = threading.Lock()
 
+    @property
+    def clients(self) -> frozenset[str]:
+        """The clients whose buckets are kept (a client with none is treated as having a full one)."""
+        with self._lock:
+            return frozenset(self._buckets)
+
     def take(self, client: str) -> float:
         """Spend one of `client`'s tokens; 0.0 if it had one, else the seconds until it will."""
         if self.rate <= 0:
