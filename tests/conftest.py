@@ -11,7 +11,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -114,6 +114,15 @@ def eventually(probe: Callable[[], T], done: Callable[[T], bool], within: float,
         if done(result) or began >= deadline:
             return result
         time.sleep(max(0.0, min(step, deadline - time.monotonic())))
+
+
+def clocked_page(opener: Any, **options: Any) -> Any:
+    """A new page (from a browser or a context) whose timers the test can run ahead: `page.clock.run_for(ms)`
+    fires what the page's own scripts set for the next `ms` milliseconds at once, instead of a real wait.
+    The clock is installed before any page script runs, and time still flows by itself meanwhile."""
+    page = opener.new_page(**options)
+    page.clock.install()
+    return page
 
 
 def wait_http(url: str, timeout: float = 60.0, proc: subprocess.Popen | None = None) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from conftest import ARTIFACTS, ROOT, Server
+from conftest import ARTIFACTS, ROOT, Server, clocked_page
 from partnerbot.phrases import REFUSAL
 from test_outcomes import QUESTIONS
 from test_ui import wait_for_answer
@@ -52,11 +52,11 @@ def ask_and_wait(page: Page, question: str, number: int) -> None:
     box.fill(question)
     box.press("Enter")
     wait_for_answer(page, number)
-    page.wait_for_timeout(300)  # let Gradio's progress overlay fade out
+    page.clock.run_for(300)  # let Gradio's progress overlay fade out
 
 
 def open_page(browser: Browser, server: Server, theme: str, width: int = 1280) -> Page:
-    page = browser.new_page(viewport={"width": width, "height": 900}, color_scheme=theme)  # type: ignore[arg-type]
+    page = clocked_page(browser, viewport={"width": width, "height": 900}, color_scheme=theme)
     page.goto(server.url + "/")
     expect(page.get_by_label("Your question", exact=True)).to_be_visible()
     return page
@@ -138,7 +138,7 @@ def test_axe_finds_no_wcag_violations_in_every_page_state(
     page.get_by_role("button", name="Like", exact=True).last.click()
     expect(page.get_by_label("Add a comment to your vote (optional)")).to_be_visible()
     expect(page.locator("#feedback-status")).to_contain_text("recorded")
-    page.wait_for_timeout(300)
+    page.clock.run_for(300)
     results["after a vote"] = axe_violations(page, axe_source)
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"a11y-{theme}.png"), full_page=True)
@@ -183,8 +183,9 @@ def test_keyboard_only_question_citation_card_and_source_link(server: Server, br
     expect(card).to_be_focused()
     expect(card).to_be_in_viewport()
     assert_focus_visible(page, background, seen)
-    page.wait_for_timeout(500)  # focus must survive the chat's re-renders
-    expect(page.locator("#src-1-1")).to_be_focused()
+    for _ in range(5):  # focus must survive the chat's re-renders: checked every 0.1 s for 0.5 s
+        page.wait_for_timeout(100)
+        expect(page.locator("#src-1-1")).to_be_focused()
     page.keyboard.press("Tab")
     link = page.locator("#src-1-1 .pb-page a").first  # the card's first link: the page behind the quote
     expect(link).to_be_focused()
@@ -217,10 +218,11 @@ def test_screen_reader_hears_each_finished_answer_once_and_named_citations(serve
       }).observe(document.body, {childList: true, subtree: true, characterData: true});
     }""")
     ask_and_wait(page, BEST, 1)
-    page.wait_for_timeout(500)
-    spoken = page.evaluate("window.__spoken")
-    answer_parts = [text for _, text in spoken if "2005" in text]
-    assert len(answer_parts) == 1, spoken  # the finished answer, once; no streamed partial answer
+    for _ in range(5):  # for 0.5 s after the answer, checked every 0.1 s
+        page.wait_for_timeout(100)
+        spoken = page.evaluate("window.__spoken")
+        answer_parts = [text for _, text in spoken if "2005" in text]
+        assert len(answer_parts) == 1, spoken  # the finished answer, once; no streamed partial answer
     expect(page.locator("#chat [role='log']")).to_have_attribute("aria-live", "off")
     assert answer_parts[0].startswith("Answer 1: ") and "Border Enforcement Security Task Force" in answer_parts[0]
     assert "(source 1)" in answer_parts[0] and "[1]" not in answer_parts[0]
@@ -230,8 +232,9 @@ def test_screen_reader_hears_each_finished_answer_once_and_named_citations(serve
     expect(page.get_by_role("link", name="source 1: Border Enforcement Security Task Forces")).to_have_count(1)
 
     ask_and_wait(page, OFF_TOPIC, 2)
-    page.wait_for_timeout(500)
-    spoken = page.evaluate("window.__spoken")
-    refusal = [text for _, text in spoken if text.startswith("Answer 2:")]
-    assert refusal == [f"Answer 2: {REFUSAL}"], spoken
+    for _ in range(5):  # for 0.5 s after the answer, checked every 0.1 s
+        page.wait_for_timeout(100)
+        spoken = page.evaluate("window.__spoken")
+        refusal = [text for _, text in spoken if text.startswith("Answer 2:")]
+        assert refusal == [f"Answer 2: {REFUSAL}"], spoken
     page.close()

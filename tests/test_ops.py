@@ -302,7 +302,7 @@ def test_ask_in_a_terminal_shows_the_model_loading(tmp_path: Path, tiny_corpus: 
     data = tmp_path / "data"
     build_index(Settings(data_dir=data, corpus_dir=tiny_corpus))
     seen = io.StringIO()
-    child = pexpect.spawn(sys.executable, ["-m", "partnerbot.cli", "ask", SECRET], encoding="utf-8", timeout=120,
+    child = pexpect.spawn(sys.executable, ["-m", "partnerbot.cli", "ask", SECRET], use_poll=True, encoding="utf-8", timeout=120,
                           env=cli_env(data, tiny_corpus) | {"TERM": "xterm-256color"}, dimensions=(24, 120))
     child.logfile_read = seen
     child.expect("loading the embedding model")  # the spinner, drawn in the terminal while the model loads

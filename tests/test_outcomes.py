@@ -15,7 +15,7 @@ import pytest
 from playwright.sync_api import Browser, expect
 from typer.testing import CliRunner
 
-from conftest import ARTIFACTS, ROOT, Server, cli_env
+from conftest import ARTIFACTS, ROOT, Server, cli_env, clocked_page
 from partnerbot.answering.assistant import Assistant
 from partnerbot.cli import app
 from partnerbot.phrases import REFUSAL, UNCERTAIN
@@ -58,7 +58,7 @@ def test_each_outcome_from_ask_json_and_chat(real_index: Path, monkeypatch: pyte
         assert result.exit_code == 0, result.output
         check_shape(json.loads(result.stdout), outcome)
     env = cli_env(real_index, ROOT / "corpus") | {"TERM": "xterm", "COLUMNS": "200"}
-    chat = pexpect.spawn(sys.executable, ["-m", "partnerbot.cli", "chat"], env=env, encoding="utf-8",
+    chat = pexpect.spawn(sys.executable, ["-m", "partnerbot.cli", "chat"], use_poll=True, env=env, encoding="utf-8",
                          dimensions=(50, 200), timeout=90)
     chat.logfile_read = io.StringIO()  # everything the chat printed
     try:
@@ -92,7 +92,7 @@ def test_each_outcome_through_the_http_apis(server: Server) -> None:
 
 
 def test_each_outcome_on_the_chat_page(server: Server, browser: Browser) -> None:
-    page = browser.new_page()
+    page = clocked_page(browser)
     for outcome in ("answered", "uncertain", "declined"):
         page.goto(server.url + "/")  # each question on its own, as the API asks it, in a fresh session
         expect(page.locator("#chat .pb-msg")).to_have_count(0)

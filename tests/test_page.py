@@ -11,7 +11,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from conftest import ARTIFACTS, ROOT, Server
+from conftest import ARTIFACTS, ROOT, Server, clocked_page
 from partnerbot.corpus.parse import load_corpus
 from partnerbot.phrases import EXAMPLE_QUESTIONS, REFUSAL, UNCERTAIN
 from partnerbot.serving.cards import date_label, document_html
@@ -26,7 +26,7 @@ DATE_WORDS = re.compile(r", (page checked|published|archived) (\d{4}-\d{2}-\d{2}
 
 
 def open_page(browser: Browser, server: Server, width: int, height: int = 844) -> Page:
-    page = browser.new_page(viewport={"width": width, "height": height})
+    page = clocked_page(browser, viewport={"width": width, "height": height})
     page.goto(server.url + "/")
     expect(page.get_by_label("Your question", exact=True)).to_be_visible()
     return page

@@ -26,7 +26,7 @@ PROMPT = "you> "
 @pytest.fixture
 def chat(real_index: Path):  # type: ignore[no-untyped-def]
     env = cli_env(real_index, ROOT / "corpus") | {"TERM": "xterm", "COLUMNS": "200"}
-    child = pexpect.spawn(sys.executable, ["-m", "partnerbot.cli", "chat"], env=env, encoding="utf-8",
+    child = pexpect.spawn(sys.executable, ["-m", "partnerbot.cli", "chat"], use_poll=True, env=env, encoding="utf-8",
                           dimensions=(50, 200), timeout=90)
     yield child
     child.close(force=True)

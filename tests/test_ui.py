@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 from playwright.sync_api import Browser, Page, expect
 
-from conftest import ARTIFACTS, ROOT, Server, cli_env, eventually
+from conftest import ARTIFACTS, ROOT, Server, cli_env, clocked_page, eventually
 from partnerbot.corpus.parse import load_corpus
 from partnerbot.evaluation.cases import load_cases
 from partnerbot.index.build import build_index
@@ -25,7 +25,7 @@ def wait_for_answer(page: Page, number: int) -> None:
     page.wait_for_function(
         "n => { const l = document.querySelector('#pb-live'); return !!l && l.textContent.startsWith(`Answer ${n}:`); }",
         arg=number, timeout=30_000)
-    page.wait_for_timeout(600)  # the chat's own scrolling (300 ms after an update), then page.js's
+    page.clock.run_for(600)  # the chat's own scrolling (300 ms after an update), then page.js's
 
 
 def ask_in_page(page: Page, question: str, answers_before: int) -> None:
@@ -70,7 +70,7 @@ def test_health_route_and_no_stray_files(server: Server) -> None:
 
 
 def test_browser_chat_sources_under_each_answer_and_script_safety(server: Server, browser: Browser) -> None:
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page = clocked_page(browser, viewport={"width": 1280, "height": 900})
     dialogs: list[str] = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
     page.goto(server.url + "/")
@@ -117,8 +117,9 @@ def test_browser_chat_sources_under_each_answer_and_script_safety(server: Server
     assert page.url.rstrip("/").endswith(str(server.port))  # the link did not navigate
 
     ask_in_page(page, "<script>alert('xss')</script><img src=x onerror=alert(1)> What is BEST?", 3)
-    page.wait_for_timeout(500)
-    assert dialogs == []
+    for _ in range(5):  # no script ran, checked every 0.1 s for 0.5 s (an image's onerror comes after its request)
+        page.wait_for_timeout(100)
+        assert dialogs == []
     # the question is shown as it was read: cleaned of its markup, never run
     expect(page.locator('[aria-label^="user\'s message"]').nth(3)).to_have_text("What is BEST?")
     expect(page.locator("#chat")).not_to_contain_text("alert(")
@@ -131,7 +132,7 @@ def test_browser_chat_sources_under_each_answer_and_script_safety(server: Server
 
 
 def test_refused_answer_shows_no_source_cards(server: Server, browser: Browser) -> None:
-    page = browser.new_page()
+    page = clocked_page(browser)
     page.goto(server.url + "/")
     ask_in_page(page, "Give me a recipe for banana bread", 0)
     expect(page.locator("#chat .pb-msg").first).to_contain_text(REFUSAL)
@@ -141,7 +142,7 @@ def test_refused_answer_shows_no_source_cards(server: Server, browser: Browser) 
 
 def test_sessions_do_not_share_state(server: Server, browser: Browser) -> None:
     a, b = browser.new_context(), browser.new_context()
-    pa, pb = a.new_page(), b.new_page()
+    pa, pb = clocked_page(a), clocked_page(b)
     pa.goto(server.url + "/")
     pb.goto(server.url + "/")
     ask_in_page(pa, "What is HERO Corps?", 0)
@@ -158,7 +159,7 @@ def test_feedback_vote_then_an_optional_comment_is_logged_and_exported(server: S
                                                                        tmp_path: Path) -> None:
     log = server.data_dir / "feedback.jsonl"
     before = len(log.read_text().splitlines()) if log.exists() else 0
-    page = browser.new_page()
+    page = clocked_page(browser)
     page.goto(server.url + "/")
     ask_in_page(page, "What is HERO Corps?", 0)
     comment = page.get_by_label("Add a comment to your vote (optional)")
