@@ -27,9 +27,8 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e .
 	touch $@
 
-# [train] (LightGBM) too: the tests fit the tree selector and run a small `partnerbot tune`.
 $(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
-	$(BIN)/pip install --quiet -e '.[dev,train]'
+	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
 # The [llm] extra, for `make test-llm` only: llama-cpp-python (its OpenAI-compatible server, for the

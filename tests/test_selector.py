@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 
@@ -78,9 +77,10 @@ def test_selector_artifact_round_trip_and_tampering(tmp_path: Path) -> None:
     path = tmp_path / "selector.json"
     assert write_selector(selector, path) == selector.id
     again = read_selector(path)
-    assert again.id == selector.id and again.to_json() == selector.to_json()
+    assert again.id == selector.id and np.allclose(again.sentence.coef, selector.sentence.coef)
+    assert np.allclose(again.scope.coef, selector.scope.coef)
     data = json.loads(path.read_text())
-    data["thresholds"]["answer"] += 0.01
+    data["model"]["coef"][0] += 1.0
     path.write_text(json.dumps(data))
     with pytest.raises(SelectorError, match=r"does not match its id.*partnerbot tune"):
         read_selector(path)
@@ -104,7 +104,10 @@ def test_index_and_selector_disagree_says_what_to_run(tiny_corpus: Path, tmp_pat
     build_index(built)
     other = tmp_path / "other.json"
     selector = read_selector(bundled_selector_path())
-    write_selector(dataclasses.replace(selector, fitted=selector.fitted | {"note": "another fit"}), other)
+    half = type(selector.sentence)(selector.sentence.mean, selector.sentence.scale, selector.sentence.coef * 0.5,
+                                   selector.sentence.intercept)
+    write_selector(type(selector)(selector.features, half, selector.scope, selector.thresholds,
+                                  selector.embed_sha256, selector.fitted), other)
     moved = Settings(corpus_dir=tiny_corpus, selector_path=other)
     not_ready(Assistant(moved).ask("What is the Alpha Program?"), IndexMismatchError,
               r"records answer selector .* run `partnerbot index`")
@@ -162,8 +165,6 @@ def test_tune_is_reproducible_and_refuses_the_test_split(real_index: Path, tmp_p
     assert set(a.figures) >= {"helpful_rate", "answer_accuracy", "wrong_answer_rate", "false_refusal_rate",
                               "refusal_accuracy", "uncertain_rate", "scope_auc"}
     assert read_selector(tmp_path / "a.json").embed_sha256 == a.model_sha256
-    assert set(a.candidates) == {"linear", "trees"} and a.selector in a.candidates  # both kinds were tried
-    assert type(read_selector(tmp_path / "a.json").sentence).kind == a.selector
     monkeypatch.setenv("PARTNERBOT_DATA_DIR", str(real_index))
     monkeypatch.chdir(ROOT)
     result = CliRunner().invoke(app, ["tune", "--cases", "evals/test"])
@@ -176,7 +177,7 @@ def test_the_read_path_does_not_import_the_build_path() -> None:
 
     code = ("import sys, partnerbot.answering.assistant, partnerbot.answering.retrieve, partnerbot.index.read; "
             "print(sorted(m for m in sys.modules if m in ('partnerbot.index.build', 'partnerbot.corpus.parse', 'partnerbot.corpus.chunk', "
-            "'partnerbot.evaluation.tune', 'partnerbot.evaluation.finetune', 'sklearn', 'lightgbm', 'datasets')))")
+            "'partnerbot.evaluation.tune', 'partnerbot.evaluation.finetune', 'sklearn', 'datasets')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 

@@ -19,10 +19,7 @@ MANIFEST = "partnerbot-model.json"
 WEIGHTS = "model.safetensors"
 FORMAT = "partnerbot-embedder/1"
 SELECTOR_FORMAT = "partnerbot-selector"
-SELECTOR_FORMAT_VERSION = 3  # 3: the sentence selector's `model.kind` is "linear" or "trees"
-# Versions read. 2 (logistic regressions only) is a compatibility read of the shipped artifact until it is
-# re-tuned; drop it from here (and from `reader.model._KINDS`) to refuse format-2 files again.
-SELECTOR_READABLE_VERSIONS = (2, SELECTOR_FORMAT_VERSION)
+SELECTOR_FORMAT_VERSION = 2
 
 
 def weights_sha256(folder: Path) -> str:
@@ -107,7 +104,7 @@ def read_selector_json(path: Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise SelectorError(f"{path}: the answer selector cannot be read ({exc}); {fix}") from exc
     if (not isinstance(data, dict) or data.get("format") != SELECTOR_FORMAT
-            or data.get("format_version") not in SELECTOR_READABLE_VERSIONS):
+            or data.get("format_version") != SELECTOR_FORMAT_VERSION):
         raise SelectorError(f"{path}: not a {SELECTOR_FORMAT} file of version {SELECTOR_FORMAT_VERSION}; {fix}")
     if data.get("id") != content_id(data):
         raise SelectorError(f"{path}: the content does not match its id {data.get('id')!r} (edited by hand?); {fix}")

@@ -99,13 +99,10 @@ def tune(
     except PartnerbotError as exc:
         fail(exc)
     t = result.thresholds
-    choice = "; ".join(f"{kind} {c['cv_top1']:.4f} (" + ", ".join(f"{k}={v:g}" for k, v in c.items() if k != "cv_top1")
-                       + ")" for kind, c in result.candidates.items())
     out.print(f"embedding model {result.model_sha256[:12]} written to {result.model_dir}\n"
               f"reader {result.selector_id} written to {result.path}\n"
               f"fitted on {result.cases} cases ({result.rows} candidate sentences, {result.triplets} training "
-              f"triplets), scope C={result.scope_c}\n"
-              f"sentence selector: {result.selector}, by cross-validated top-1: {choice}\n"
+              f"triplets), C={result.c}, scope C={result.scope_c}\n"
               f"thresholds: scope {t.scope:.4f}, answer {t.answer:.4f}, extra {t.extra:.4f}\n"
               f"{folds}-fold cross-validated: " + ", ".join(f"{k} {v}" for k, v in result.figures.items())
               + "\nseconds: " + ", ".join(f"{k} {v}" for k, v in result.seconds.items())

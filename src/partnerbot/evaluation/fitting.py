@@ -1,62 +1,22 @@
-"""Fitting the reader for `partnerbot tune`, on cross-fitted rows only: the selector (a logistic regression
-or LightGBM trees, whichever cross-validates better), the scope model, the thresholds, and the
-cross-validated figures they give.
+"""Fitting the reader for `partnerbot tune`, on cross-fitted rows only: the selector, the scope model, the
+thresholds, and the cross-validated figures they give.
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 import numpy as np
 
-from partnerbot.answering.reader.model import Linear, SentenceModel, Thresholds
+from partnerbot.answering.reader.model import Linear, Thresholds
 from partnerbot.answering.reader.policy import choose, decide
 from partnerbot.answering.reader.scope import scope_row
-from partnerbot.answering.reader.trees import Trees
-from partnerbot.errors import PartnerbotError
 from partnerbot.evaluation.crossfit import Item
 from partnerbot.index.read import IndexSnapshot
 
-C_GRID = (0.03, 0.1, 0.3, 1.0, 3.0)  # each grid runs from the simplest model to the most complex
+C_GRID = (0.03, 0.1, 0.3, 1.0, 3.0)
 SCOPE_C_GRID = (0.01, 0.03, 0.1, 0.3, 1.0)
 MIN_EXTRA_SUPPORT = 5  # added sentences needed on the train folds before the extra threshold is trusted
-
-Fitter = Callable[[np.ndarray, np.ndarray], SentenceModel]
-
-
-@dataclass(frozen=True)
-class TreeParams:
-    """The LightGBM selector's hyperparameters that tune chooses; `fit_trees` fixes the rest."""
-
-    trees: int
-    num_leaves: int
-    min_child_samples: int
-
-
-TREE_GRID = tuple(TreeParams(t, lv, m) for lv in (7, 15) for m in (50, 20) for t in (200, 300))
-
-
-def fit_trees(x: np.ndarray, y: np.ndarray, params: TreeParams, seed: int) -> Trees:
-    """A binary LightGBM classifier (learning rate 0.05, L2 1.0, 80 % of the features per tree, one thread,
-    deterministic), as plain arrays.
-
-    Raises:
-        ValueError: `x` holds a NaN or an infinity (LightGBM would take a NaN as missing; no feature has one).
-        PartnerbotError: lightgbm is not installed.
-    """
-    try:
-        import lightgbm as lgb
-    except ImportError as exc:
-        raise PartnerbotError("`partnerbot tune` needs lightgbm: pip install -e '.[train]'") from exc
-    if not np.isfinite(x).all():
-        raise ValueError("the selector's features must all be finite numbers")
-    model = lgb.LGBMClassifier(
-        objective="binary", n_estimators=params.trees, learning_rate=0.05, num_leaves=params.num_leaves,
-        min_child_samples=params.min_child_samples, reg_lambda=1.0, colsample_bytree=0.8, subsample=1.0,
-        random_state=seed, n_jobs=1, deterministic=True, force_row_wise=True, verbose=-1).fit(x, y)
-    return Trees.from_dump(model.booster_.dump_model(), x.shape[1])
 
 
 def fit_linear(x: np.ndarray, y: np.ndarray, c: float, seed: int) -> Linear:
@@ -74,18 +34,14 @@ def group_folds(n_groups: int, folds: int, seed: int) -> list[np.ndarray]:
     return [np.sort(order[k::folds]) for k in range(folds)]
 
 
-def stack(items: Sequence[Item]) -> tuple[np.ndarray, np.ndarray]:
-    """The cross-fitted candidate rows of `items` and their labels (1: the sentence is gold)."""
-    rows = [it for it in items if len(it.labels)]
-    return np.vstack([it.oof_matrix for it in rows]), np.concatenate([it.labels for it in rows])
-
-
-def selector_oof(items: Sequence[Item], fit: Fitter, folds: int, seed: int) -> list[np.ndarray]:
-    """Each item's candidate probabilities from a selector `fit` without its case (on cross-fitted rows)."""
+def selector_oof(items: Sequence[Item], c: float, folds: int, seed: int) -> list[np.ndarray]:
+    """Each item's candidate probabilities from a selector fitted without its case (on cross-fitted rows)."""
     out: list[np.ndarray] = [np.zeros(0)] * len(items)
     for held in group_folds(len(items), folds, seed):
         held_set = set(held.tolist())
-        model = fit(*stack([it for i, it in enumerate(items) if i not in held_set]))
+        train = [it for i, it in enumerate(items) if i not in held_set and len(it.labels)]
+        model = fit_linear(np.vstack([it.oof_matrix for it in train]), np.concatenate([it.labels for it in train]),
+                            c, seed)
         for i in held:
             if len(items[i].labels):
                 out[i] = model.probability(items[i].oof_matrix)
@@ -96,44 +52,6 @@ def top1(items: Sequence[Item], probs: Sequence[np.ndarray]) -> float:
     """The share of in-scope items whose most probable candidate is gold."""
     inscope = [(it, p) for it, p in zip(items, probs, strict=True) if not it.refuse]
     return sum(bool(len(p) and it.labels[int(np.argmax(p))]) for it, p in inscope) / max(len(inscope), 1)
-
-
-@dataclass(frozen=True, eq=False)
-class Scored:
-    """One selector setting and its out-of-fold probabilities under tune's grouped folds."""
-
-    kind: str
-    params: dict[str, float]
-    fit: Fitter
-    probs: list[np.ndarray]
-    top1: float
-
-    @property
-    def label(self) -> str:
-        return ", ".join(f"{k}={v:g}" for k, v in self.params.items())
-
-
-def best_selectors(items: Sequence[Item], folds: int, seed: int) -> dict[str, Scored]:
-    """For each kind ("linear", "trees"), its setting with the highest grouped-CV top-1 (to 4 places); ties go
-    to the simpler setting (the earlier in its grid)."""
-    grids: dict[str, list[tuple[dict[str, float], Fitter]]] = {
-        "linear": [({"C": c}, functools.partial(fit_linear, c=c, seed=seed)) for c in C_GRID],
-        "trees": [({"trees": p.trees, "num_leaves": p.num_leaves, "min_child_samples": p.min_child_samples},
-                   functools.partial(fit_trees, params=p, seed=seed)) for p in TREE_GRID],
-    }
-    best: dict[str, Scored] = {}
-    for kind, grid in grids.items():
-        scored = []
-        for params, fit in grid:
-            probs = selector_oof(items, fit, folds, seed)
-            scored.append(Scored(kind, params, fit, probs, round(top1(items, probs), 4)))
-        best[kind] = max(enumerate(scored), key=lambda e: (e[1].top1, -e[0]))[1]
-    return best
-
-
-def pick_selector(best: dict[str, Scored]) -> Scored:
-    """The trees when their CV top-1 beats the logistic regression's (to 4 places), else the regression."""
-    return best["trees"] if best["trees"].top1 > best["linear"].top1 else best["linear"]
 
 
 def scope_rows(items: Sequence[Item], probs: Sequence[np.ndarray]) -> np.ndarray:

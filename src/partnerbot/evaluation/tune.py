@@ -9,10 +9,8 @@
    and the held-out questions' meaning features are computed with that model. So every train row carries
    a similarity from a model that never saw its question, as a new question from the public will.
 3. The final embedding model is fine-tuned on every case and saved as the model artifact.
-4. The sentence selector is fitted on the cross-fitted rows: a logistic regression over the features, or
-   LightGBM trees, whichever has the higher top-1 accuracy under grouped k-fold cross-validation (ties go to
-   the regression). Each kind's hyperparameters (C; the trees' count, leaves and minimum leaf size) are
-   chosen on the same folds, from small grids (`fitting.C_GRID`, `fitting.TREE_GRID`).
+4. The sentence selector (a logistic regression over the features) is fitted on the cross-fitted rows;
+   its regularisation is chosen by grouped k-fold cross-validation on top-1 accuracy.
 5. The scope model (a logistic regression over the question's embedding and its best candidates'
    scores) is fitted on in-scope against refuse cases, from the selector's out-of-fold probabilities.
 6. Thresholds, on out-of-fold predictions only: the scope threshold keeps at least
@@ -43,17 +41,16 @@ from partnerbot.evaluation.cases import Case, load_cases, prepare_case
 from partnerbot.evaluation.crossfit import Item, assign_folds, cache_key, contexts, cross_fit, encode, triplets
 from partnerbot.evaluation.evidence import gold_sentences, locate_evidence
 from partnerbot.evaluation.fitting import (
+    C_GRID,
     SCOPE_C_GRID,
     answer_threshold,
-    best_selectors,
     extra_threshold,
     figures,
     fit_linear,
-    pick_selector,
     scope_oof,
     scope_rows,
     scope_threshold,
-    stack,
+    selector_oof,
     top1,
 )
 from partnerbot.index.build import build_index
@@ -64,11 +61,7 @@ from partnerbot.settings import Settings
 
 @dataclass(frozen=True)
 class TuneReport:
-    """What `partnerbot tune` did: the artifacts, their cross-validated figures and the time each step took.
-
-    `selector` is the kind chosen ("linear" or "trees"); `candidates` holds, for each kind, its chosen
-    hyperparameters and its cross-validated top-1 (`cv_top1`).
-    """
+    """What `partnerbot tune` did: the artifacts, their cross-validated figures and the time each step took."""
 
     path: Path
     model_dir: Path
@@ -77,8 +70,7 @@ class TuneReport:
     cases: int
     rows: int
     triplets: int
-    selector: str
-    candidates: dict[str, dict[str, float]]
+    c: float
     scope_c: float
     thresholds: Thresholds
     figures: dict[str, float]
@@ -185,12 +177,9 @@ def tune(settings: Settings, cases_path: Path, *, seed: int = 13, folds: int = 3
     log(f"embedding model tuned on {len(pairs)} triplets in {seconds['final_model']} s: {model_dir} ({sha[:12]})")
 
     t0 = time.perf_counter()
-    best = best_selectors(items, folds, seed)
-    chosen = pick_selector(best)
-    candidates = {kind: dict(b.params) | {"cv_top1": b.top1} for kind, b in best.items()}
-    log("selector by cross-validated top-1: " + "; ".join(
-        f"{kind} ({b.label}) {b.top1:.4f}" for kind, b in best.items()) + f"; chosen: {chosen.kind}")
-    probs = chosen.probs
+    scored = {c: selector_oof(items, c, folds, seed) for c in C_GRID}
+    c = max(C_GRID, key=lambda k: (round(top1(items, scored[k]), 4), -k))
+    probs = scored[c]
     y_scope = np.asarray([not it.refuse for it in items], dtype=np.int64)
     x_scope = scope_rows(items, probs)
     scope_scored = {k: scope_oof(x_scope, y_scope, k, folds, seed) for k in SCOPE_C_GRID}
@@ -204,18 +193,19 @@ def tune(settings: Settings, cases_path: Path, *, seed: int = 13, folds: int = 3
     cv["top1"] = round(top1(items, probs), 4)
     cv["scope_auc"] = round(float(roc_auc_score(y_scope, scope)), 4)
 
-    sentence = chosen.fit(*stack(items))
+    rows = [it for it in items if len(it.labels)]
+    sentence = fit_linear(np.vstack([it.oof_matrix for it in rows]), np.concatenate([it.labels for it in rows]),
+                           c, seed)
     scope_model = fit_linear(x_scope, y_scope, scope_c, seed)
     seconds["reader"] = finetune.elapsed(t0)
     fitted = {
         "cases": len(items), "refuse_cases": n_refuse, "rows": int(sum(len(it.labels) for it in items)),
         "positives": int(sum(it.labels.sum() for it in items)), "seed": seed, "folds": folds, "epochs": epochs,
-        "selector": {"kind": chosen.kind, "candidates": candidates}, "scope_C": scope_c,
-        "target_wrong_rate": target_wrong, "target_false_refusal": target_false_refusal,
+        "C": c, "scope_C": scope_c, "target_wrong_rate": target_wrong, "target_false_refusal": target_false_refusal,
         "target_extra_precision": target_precision, "cross_validated": cv,
     }
     selector = Selector(FEATURES, sentence, scope_model, thresholds, sha, fitted)
     path = out or settings.answering.selector_path
     selector_id = write_selector(selector, path)
-    return TuneReport(path, model_dir, selector_id, sha, len(items), int(sum(len(it.labels) for it in items)),
-                      len(pairs), chosen.kind, candidates, scope_c, thresholds, cv, seconds)
+    return TuneReport(path, model_dir, selector_id, sha, len(items), int(sum(len(it.labels) for it in items)), len(pairs), c, scope_c,
+                      thresholds, cv, seconds)

@@ -1,14 +1,11 @@
 """The fitted reader, stored as JSON: a sentence selector, a scope model and the calibrated thresholds.
 
-- The *selector* is a logistic regression (`Linear`) or a boosted tree ensemble (`trees.Trees`), whichever
-  `partnerbot tune` found better, over `features.FEATURES`: the probability that a candidate sentence
-  answers the question. The artifact's `model.kind` says which ("linear" or "trees").
+- The *selector* is a logistic regression over `features.FEATURES`: the probability that a candidate
+  sentence answers the question.
 - The *scope model* is a logistic regression over the question's embedding and its candidates' best
   scores (`scope.SCOPE_SCORES`): the probability that the corpus answers the question at all.
 
 `partnerbot tune` fits both on `evals/train/` and writes the artifact; serving scores with plain numpy.
-Format 3 names each model's kind; a format-2 file (logistic regressions only, `"kind": "logistic_regression"`)
-is still read, as `linear`, until the shipped artifact is re-tuned (`artifact.SELECTOR_READABLE_VERSIONS`).
 The artifact names the SHA-256 of the embedding model it was fitted with, and its `id` is a hash of its
 content; each index version records the id it was built with.
 """
@@ -16,16 +13,14 @@ content; each index version records the id it was built with.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
 from partnerbot.answering.reader.features import FEATURES
 from partnerbot.answering.reader.scope import SCOPE_SCORES
-from partnerbot.answering.reader.trees import Trees
 from partnerbot.artifact import SELECTOR_FORMAT as FORMAT
 from partnerbot.artifact import SELECTOR_FORMAT_VERSION as FORMAT_VERSION
 from partnerbot.artifact import content_id, read_selector_json
@@ -45,7 +40,6 @@ class Thresholds:
 class Linear:
     """A standardised logistic regression: `sigmoid(((x - mean) / scale) @ coef + intercept)`."""
 
-    kind: ClassVar[str] = "linear"
     mean: np.ndarray
     scale: np.ndarray
     coef: np.ndarray
@@ -57,7 +51,7 @@ class Linear:
         return np.asarray(1.0 / (1.0 + np.exp(-z)), dtype=np.float64)
 
     def to_json(self) -> dict[str, Any]:
-        return {"kind": self.kind, "mean": _floats(self.mean), "scale": _floats(self.scale),
+        return {"kind": "logistic_regression", "mean": _floats(self.mean), "scale": _floats(self.scale),
                 "coef": _floats(self.coef), "intercept": _round(self.intercept)}
 
     @classmethod
@@ -69,26 +63,12 @@ class Linear:
         return cls(arrays[0], arrays[1], arrays[2], float(data["intercept"]))
 
 
-SentenceModel = Linear | Trees
-_KINDS = {FORMAT_VERSION: {"linear": "linear", "trees": "trees"}, 2: {"logistic_regression": "linear"}}  # by version
-
-
-def _kind(data: dict[str, Any], version: int) -> str:
-    """A stored model's kind ("linear" or "trees") as its format version names it. Raises ValueError otherwise."""
-    if not isinstance(data, dict):
-        raise TypeError("a model must be an object")
-    kind = _KINDS.get(version, {}).get(str(data.get("kind")))
-    if kind is None:
-        raise ValueError(f"no model kind {data.get('kind')!r} in format {version}")
-    return kind
-
-
 @dataclass(frozen=True)
 class Selector:
     """The fitted reader: sentence selector, scope model, thresholds, and what they were fitted with."""
 
     features: tuple[str, ...]
-    sentence: SentenceModel
+    sentence: Linear
     scope: Linear
     thresholds: Thresholds
     embed_sha256: str
@@ -137,32 +117,13 @@ def write_selector(selector: Selector, path: Path) -> str:
     data["id"] = content_id(data)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(_dumps(data) + "\n", encoding="utf-8")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     tmp.replace(path)
     return str(data["id"])
 
 
-def _dumps(data: dict[str, Any]) -> str:
-    """`json.dumps(data, indent=1, sort_keys=True)`, except that each list of numbers stays on one line (a tree
-    ensemble is some 25,000 numbers)."""
-    inline: list[str] = []
-
-    def mark(value: Any) -> Any:
-        if isinstance(value, dict):
-            return {k: mark(v) for k, v in value.items()}
-        if isinstance(value, list) and value and all(type(v) in (int, float) for v in value):
-            inline.append(json.dumps(value, separators=(",", ":")))
-            return f"\0{len(inline) - 1}"  # a placeholder, replaced below; no artifact string holds a NUL
-        return [mark(v) for v in value] if isinstance(value, list) else value
-
-    text = re.sub(r'"\\u0000(\d+)"', lambda m: inline[int(m.group(1))], json.dumps(mark(data), indent=1, sort_keys=True))
-    if json.loads(text) != data:
-        raise ValueError("the artifact does not survive its own JSON rendering")
-    return text
-
-
 def read_selector(path: Path) -> Selector:
-    """Load and check an artifact (format 3, or a format-2 one read as `linear`).
+    """Load and check an artifact.
 
     Raises:
         SelectorError: the file is missing, unreadable, altered, of another format, or fitted on other features;
@@ -173,17 +134,14 @@ def read_selector(path: Path) -> Selector:
     if tuple(data.get("features", ())) != FEATURES or tuple(data.get("scope_scores", ())) != SCOPE_SCORES:
         raise SelectorError(f"{path}: fitted on other features than this version of partnerbot computes; {fix}")
     try:
-        version = int(data["format_version"])
-        n = len(FEATURES)
-        sentence = (Trees.from_json(data["model"], n) if _kind(data["model"], version) == "trees"
-                    else Linear.from_json(data["model"], n))
+        sentence = Linear.from_json(data["model"], len(FEATURES))
         scope_n = len(data["scope_model"]["coef"])
-        if scope_n <= len(SCOPE_SCORES) or _kind(data["scope_model"], version) != "linear":
-            raise ValueError("the scope model must be linear, with question-embedding weights")
+        if scope_n <= len(SCOPE_SCORES):
+            raise ValueError("the scope model has no question-embedding weights")
         scope = Linear.from_json(data["scope_model"], scope_n)
         t = data["thresholds"]
         thresholds = Thresholds(float(t["answer"]), float(t["extra"]), float(t["scope"]))
         return Selector(FEATURES, sentence, scope, thresholds, str(data["embed_model_sha256"]),
                         dict(data.get("fitted", {})))
-    except (KeyError, TypeError, ValueError, IndexError) as exc:
+    except (KeyError, TypeError, ValueError) as exc:
         raise SelectorError(f"{path}: malformed model ({exc}); {fix}") from exc
