@@ -123,7 +123,9 @@ class Assistant:
         Raises:
             StoreUnavailableError: the vector store cannot be reached.
         """
-        snapshot = self.snapshots.current()
+        return self._prepare(self.snapshots.current(), question, history)
+
+    def _prepare(self, snapshot: IndexSnapshot, question: str, history: Sequence[str]) -> Prepared:
         found = self.retriever.retrieve(snapshot, question, history)
         return Prepared(snapshot, found.query, found.hits, featurize(snapshot, found.query, found.hits),
                         found.embed_ms)
@@ -164,10 +166,10 @@ class Assistant:
             return Answer(q, reply.text, (), True, {"total": _ms(t0)}, (), snapshot.version, language=reply.code,
                           outcome=Outcome.DECLINED)
         t1 = time.perf_counter()
-        prepared = self.prepare(q, turns)
+        prepared = self._prepare(snapshot, q, turns)  # the same version answers the whole question
         t2 = time.perf_counter()
-        reading = self.reader.read(prepared.snapshot, prepared.candidates, prepared.query)
-        text, sources = compose(prepared.snapshot, reading)
+        reading = self.reader.read(snapshot, prepared.candidates, prepared.query)
+        text, sources = compose(snapshot, reading)
         t3 = time.perf_counter()
         # embed: the question's vector (batched in `serve`); retrieve: normalising, retrieval and features;
         # compose: reading the candidates and writing the cited answer.
@@ -183,7 +185,7 @@ class Assistant:
         answer = Answer(q, text, tuple(sources), False, timings, doc_ids, snapshot.version, outcome=outcome)
         writer = self.writer if outcome == Outcome.ANSWERED else None
         if writer is not None:  # a model rewrites the chosen quotes
-            return writer.write(answer, prepared.snapshot.sentence_vecs[[i for i, _ in reading.picked]])
+            return writer.write(answer, snapshot.sentence_vecs[[i for i, _ in reading.picked]])
         return answer
 
     def _log(self, question: str) -> None:

@@ -7,6 +7,7 @@ It reads the pointer at most once per `check_seconds` (by an injectable clock) a
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -19,17 +20,11 @@ from partnerbot.settings import Settings
 Clock = Callable[[], float]
 
 
-def _monotonic() -> float:
-    import time
-
-    return time.monotonic()
-
-
 class IndexSnapshots:
     """The index version questions are answered from, reloaded when the active pointer moves."""
 
     def __init__(self, settings: Settings, *, pinned: str | None = None, check_selector: bool = True,
-                 check_seconds: float = 1.0, clock: Clock = _monotonic):
+                 check_seconds: float = 1.0, clock: Clock = time.monotonic):
         """`pinned` names one version to read instead of following the pointer (the reindex gate).
 
         `check_selector=False` skips the check that the version records the installed reader's id (the
@@ -45,6 +40,19 @@ class IndexSnapshots:
         self._client: Any = None
         self._snapshot: IndexSnapshot | None = None
         self._checked = float("-inf")
+        self._selector_id: str | None = None  # the installed reader's, read once
+
+    def _expected_selector(self) -> str | None:
+        """The reader id a version must record, or None when that is not checked.
+
+        Raises:
+            SelectorError: the installed reader's file is missing or altered (read again on the next call).
+        """
+        if not self._check_selector:
+            return None
+        if self._selector_id is None:
+            self._selector_id = str(read_selector_json(self.settings.answering.selector_path)["id"])
+        return self._selector_id
 
     def current(self) -> IndexSnapshot:
         """The version to answer from now.
@@ -57,7 +65,7 @@ class IndexSnapshots:
         snapshot = self._snapshot
         if snapshot is not None and self._clock() - self._checked < self._interval:
             return snapshot
-        selector_id = str(read_selector_json(self.settings.answering.selector_path)["id"]) if self._check_selector else None
+        selector_id = self._expected_selector()
         with self._lock:
             try:
                 if self._client is None:
