@@ -49,6 +49,8 @@ class Case:
     refuse: bool = False
     input_error: bool = False
     file: str = ""
+    partial: bool = False
+    all_evidence: bool = False
 
     @property
     def in_scope(self) -> bool:
@@ -156,6 +158,11 @@ class CaseSpec(BaseModel):
     evidence: Texts = Field([], description="gold passages, each quoted verbatim from the corpus")
     refuse: StrictBool = Field(False, description="true or false: the assistant must decline and cite nothing")
     input_error: StrictBool = Field(False, description="true or false: the question is unusable (empty, too long)")
+    partial: StrictBool = Field(False, description="true or false: the corpus answers only part of the question (a "
+                                "negated question, or a second part or side it lacks); the evidence is the part it "
+                                "answers, and the assistant must not answer with confidence")
+    all_evidence: StrictBool = Field(False, description="true or false: each evidence passage answers a different part "
+                                     "(a two-part or comparison question); an answer must show every one")
 
     @field_validator("sources")
     @classmethod
@@ -170,6 +177,10 @@ class CaseSpec(BaseModel):
     def _expectations(self) -> CaseSpec:
         if (self.refuse or self.input_error) and (self.evidence or self.sources or self.facts):
             raise PydanticCustomError("expectations", "a refuse or input_error case has no sources, facts or evidence")
+        if (self.partial or self.all_evidence) and not self.evidence:
+            raise PydanticCustomError("expectations", "a partial or all_evidence case needs its evidence")
+        if self.partial and self.all_evidence:
+            raise PydanticCustomError("expectations", "a case is partial or all_evidence, not both")
         return self
 
 
@@ -188,7 +199,7 @@ def _parse_case(item: Any, n: int, path: Path, known: set[str] | None, node: Any
         text = "; ".join(p + (f" (line {ln})" if several and ln else "") for p, ln in problems)
         raise EvalError(f"{path}:{line}: {case}: {text}") from exc
     return Case(spec.id, spec.question, tuple(spec.history), tuple(spec.sources), tuple(spec.facts),
-                tuple(spec.evidence), spec.refuse, spec.input_error, str(path))
+                tuple(spec.evidence), spec.refuse, spec.input_error, str(path), spec.partial, spec.all_evidence)
 
 
 def _problems(exc: ValidationError, node: Any) -> list[tuple[str, int | None]]:
