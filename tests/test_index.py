@@ -256,3 +256,20 @@ def test_answers_cite_the_footnoted_page_and_a_changed_footnote_needs_no_re_embe
     assert summary.changed == ("gamma",) and summary.chunks_embedded == 0  # the text is the same: nothing re-embedded
     source = Assistant(s, snapshots=IndexSnapshots(s, check_seconds=0)).ask("How many telescopes had the Gamma Office lent?").sources[0]
     assert (source.date, source.page_title) == ("2019-05-06", "Gamma annual report")
+
+
+def test_indexing_a_long_section_is_quiet_and_counts_every_token(tmp_path: Path, tiny_corpus: Path) -> None:
+    """Tokens are only counted to split a section: no "Token indices sequence length" warning, and nothing cut."""
+    from partnerbot.index.embed import count_tokens
+
+    long = " ".join(f"The Alpha Program keeps lamp number {i} lit." for i in range(60))  # about 600 tokens
+    alpha = tiny_corpus / "alpha.md"
+    alpha.write_text(alpha.read_text() + f"\n## Lamps\n\n{long}\n")
+    assert count_tokens(Settings(), long) > 500  # the whole text is counted, past the model's 256-token window
+    env = cli_env(tmp_path / "data", tiny_corpus)
+    done = subprocess.run([sys.executable, "-m", "partnerbot.cli", "index", "--no-eval"], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "Token indices" not in done.stderr and "sequence length" not in done.stderr, done.stderr
+    chunks = stored_texts(settings_for(tmp_path, tiny_corpus))
+    assert all(f"lamp number {i} lit" in " ".join(chunks) for i in range(60))  # split, never truncated

@@ -342,3 +342,17 @@ def test_latency_percentiles_interpolate_and_skip_outages() -> None:
     m = metrics([*results, outage])
     assert m["latency_ms_p50"] == 10.5 and m["latency_ms_p95"] == 19.05  # linear between the 19th and 20th
     assert metrics([])["latency_ms_p95"] == 0.0
+
+
+def test_the_package_metadata_reads_without_a_deprecation_warning(monkeypatch: pytest.MonkeyPatch) -> None:
+    """setuptools reads pyproject.toml as an install does; a deprecated form (a license table) is an error here."""
+    import warnings
+
+    from setuptools.config.pyprojecttoml import apply_configuration
+    from setuptools.dist import Distribution
+
+    monkeypatch.chdir(ROOT)  # the readme is found relative to the working directory
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        dist = apply_configuration(Distribution(), ROOT / "pyproject.toml")
+    assert dist.metadata.license_expression == "MIT"

@@ -41,26 +41,37 @@ def embed_model(settings: Settings) -> Any:
 
 
 @functools.lru_cache(maxsize=4)
-def _tokenizer(model_path: str) -> Any:
+def _word_pieces(model_path: str) -> Callable[[str], list[str]]:
+    """The model's own WordPiece tokens of a text, without [CLS] and [SEP], never truncated: for counting only.
+
+    transformers' tokenizer is built to feed the model: its fast (Rust) backend cuts a text at the model's
+    256-token window, and its `tokenize` logs "Token indices sequence length is longer than the specified
+    maximum sequence length" for a longer text. Counting needs every token of a whole section and feeds the
+    model nothing, so it uses a copy of the Rust tokenizer with truncation and padding off.
+    """
+    from tokenizers import Tokenizer
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(model_path, local_files_only=True)
+    backend = AutoTokenizer.from_pretrained(model_path, local_files_only=True).backend_tokenizer
+    counter = Tokenizer.from_str(backend.to_str())
+    counter.no_truncation()
+    counter.no_padding()
+    return lambda text: counter.encode(text, add_special_tokens=False).tokens  # type: ignore[no-any-return]
 
 
 def count_tokens(settings: Settings, text: str) -> int:
     """How many tokens of the embedding model's own tokenizer `text` holds (without [CLS] and [SEP])."""
-    return len(embed_model(settings)._model.tokenizer.tokenize(text))
+    return len(_word_pieces(settings.index.model_path)(text))
 
 
 def token_splitter(settings: Settings) -> Callable[[str], list[str]]:
     """llama-index's `SentenceSplitter`, counting the embedding model's own tokens."""
     from llama_index.core.node_parser import SentenceSplitter
 
-    tok = _tokenizer(settings.index.model_path)
     splitter = SentenceSplitter(
         chunk_size=settings.index.chunk_size,
         chunk_overlap=settings.index.chunk_overlap,
-        tokenizer=lambda text: tok.tokenize(text),
+        tokenizer=_word_pieces(settings.index.model_path),
     )
     return splitter.split_text  # type: ignore[no-any-return]
 
