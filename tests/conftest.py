@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import socket
 import subprocess
@@ -201,13 +200,17 @@ def assistant(real_index: Path):  # type: ignore[no-untyped-def]
     return Assistant(Settings(data_dir=real_index, corpus_dir=ROOT / "corpus"))
 
 
-def not_ready(result: object, error: type[Exception], match: str) -> None:
-    """`result` is the problem of an assistant with no usable index or reader, caused by `error` matching `match`."""
-    from partnerbot.types import Problem, ProblemKind
+def not_ready(assistant: Any, question: str, error: type[Exception], match: str) -> None:
+    """`assistant.ask(question)` raises `error` matching `match`: no usable index or reader. Every front end tells
+    the public it is not ready, and keeps the error's message for operators."""
+    from partnerbot.serving import replies
+    from partnerbot.types import ProblemKind
 
-    assert isinstance(result, Problem) and result.kind == ProblemKind.NOT_READY, result
-    assert isinstance(result.cause, error) and re.search(match, result.detail), result.detail
-    assert result.detail not in result.message  # the public is told the assistant is not ready, not the details
+    with pytest.raises(error, match=match) as info:
+        assistant.ask(question)
+    problem = replies.problem(info.value)
+    assert problem.kind == ProblemKind.NOT_READY and problem.detail == str(info.value), problem
+    assert problem.detail not in problem.message  # the public is told the assistant is not ready, not the details
 
 
 def cli_env(data_dir: Path, corpus: Path, chroma_url: str = "") -> dict[str, str]:

@@ -17,11 +17,13 @@ from partnerbot.answering.assistant import Assistant
 from partnerbot.answering.retrieve import hybrid_search
 from partnerbot.cli import app
 from partnerbot.corpus.parse import load_corpus
+from partnerbot.errors import InputError
 from partnerbot.evaluation.cases import load_cases
 from partnerbot.index.embed import embed_query
 from partnerbot.phrases import CITATION_RE, EXAMPLE_QUESTIONS, REFUSAL
+from partnerbot.serving import replies
 from partnerbot.settings import Settings
-from partnerbot.types import Answer, Outcome, Problem, ProblemKind
+from partnerbot.types import Answer, Outcome, ProblemKind
 
 ONE_PER_DOC = {
     "press-release-2020-07-30": "What did ICE launch on July 30, 2020 to highlight its partnerships?",
@@ -151,12 +153,16 @@ def test_acronyms_numbers_and_names_rank_first(assistant: Assistant, query: str,
 
 
 def test_bad_input(assistant: Assistant) -> None:
+    """Unusable input raises `InputError` naming the field; `replies` tells it to a client as `invalid_input`."""
     for empty in ("", "   ", "\n\t", "\x00\x01", "<b> </b>", "# >", None):
-        problem = assistant.ask(empty)  # type: ignore[arg-type]
-        assert isinstance(problem, Problem) and problem.kind == ProblemKind.INPUT and problem.field == "question"
+        with pytest.raises(InputError) as info:
+            assistant.ask(empty)  # type: ignore[arg-type]
+        problem = replies.problem(info.value)
+        assert problem.kind == ProblemKind.INPUT and problem.field == "question" == info.value.field
         assert problem.message.startswith("The question ") and ("empty" in problem.message or "text" in problem.message)
-    too_long = assistant.ask("a" * 1001)
-    assert isinstance(too_long, Problem) and "too long" in too_long.message and too_long.field == "question"
+    with pytest.raises(InputError, match="too long") as info:
+        assistant.ask("a" * 1001)
+    assert info.value.field == "question"
     answer = assistant.ask("What is\x00 HERO\x07 Corps?\x1b")
     assert answer.question == "What is HERO Corps?" and not answer.refused
     odd = assistant.ask("When were they created?", [None, 3, {"a": 1}, "Tell me about BEST"])  # type: ignore[list-item]
@@ -177,8 +183,8 @@ def test_ask_json_matches_schema(real_index: Path, monkeypatch: pytest.MonkeyPat
                                       "Tell me about the Border Enforcement Security Task Forces", "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)  # progress goes to stderr
-    assert set(data) == {"question", "answer", "outcome", "refused", "unavailable", "language", "mode", "fallback", "sources",
-                         "timings_ms"}
+    assert set(data) == {"question", "answer", "outcome", "refused", "unavailable", "notice", "passages", "language",
+                         "mode", "fallback", "sources", "timings_ms"}
     assert data["unavailable"] is False and data["language"] == "en"
     assert data["mode"] == "extractive" and data["fallback"] == ""  # no model unless PARTNERBOT_LLM_URL is set
     assert isinstance(data["refused"], bool) and data["timings_ms"]["total"] > 0
@@ -201,9 +207,9 @@ QUESTIONS = [c.question for c in load_cases([ROOT / "evals" / "train"]) if len(c
 @given(question=st.one_of(st.sampled_from(QUESTIONS), st.text(min_size=1, max_size=200)),
        history=st.lists(st.sampled_from(QUESTIONS), max_size=3))
 def test_citation_invariants_hold_for_any_question(assistant: Assistant, question: str, history: list[str]) -> None:
-    answer = assistant.ask(question, history)
-    if isinstance(answer, Problem):
-        assert answer.kind == ProblemKind.INPUT
+    try:
+        answer = assistant.ask(question, history)
+    except InputError:  # an empty or markup-only question: nothing to answer
         return
     assert_invariants(assistant, answer)
 
@@ -214,9 +220,9 @@ def test_every_eval_answer_cites_the_page_behind_each_quoted_sentence(assistant:
     for case in cases:
         if case.input_error:
             continue
-        answer = assistant.ask(case.question, list(case.history))
-        if isinstance(answer, Problem):  # markup-only questions: nothing to answer
-            assert answer.kind == ProblemKind.INPUT
+        try:
+            answer = assistant.ask(case.question, list(case.history))
+        except InputError:  # markup-only questions: nothing to answer
             continue
         assert_invariants(assistant, answer)  # url/date/pages are the quoted sentence's footnote pages
         cited += len(answer.sources)

@@ -16,7 +16,7 @@ from partnerbot.evaluation.cases import load_cases
 from partnerbot.evaluation.metrics import Case, check_case, fact_found, locate_evidence, metrics
 from partnerbot.index.build import build_index
 from partnerbot.settings import Settings
-from partnerbot.types import Answer, Source
+from partnerbot.types import Answer, Outcome, Passage, Source
 
 CASES = """
 - id: alpha-number
@@ -253,8 +253,10 @@ def _answer(question: str, quotes: list[tuple[str, int, int]], refused: bool = F
             outcome: str = "") -> Answer:
     sources = tuple(Source(n, "alpha", "Alpha", "https://example.gov/alpha", "2020-01-15", "History", q, s, e, 0.9)
                     for n, (q, s, e) in enumerate(quotes, 1))
-    text = " ".join(f"{q} [{n}]" for n, (q, _, _) in enumerate(quotes, 1)) or "refused"
-    return Answer(question, text, sources, refused, {"total": 1.0}, outcome="unavailable" if unavailable else outcome)
+    passages = tuple(Passage(q, (n,)) for n, (q, _, _) in enumerate(quotes, 1))
+    kind = Outcome.DECLINED if refused or unavailable else Outcome(outcome or "answered")
+    return Answer(question, kind, passages, sources, "refused" if kind == Outcome.DECLINED else "",
+                  {"total": 1.0})
 
 
 def test_gold_metrics_input_errors_and_outages() -> None:

@@ -13,11 +13,12 @@ from hypothesis import strategies as st
 
 from conftest import ROOT, ChromaServer, eventually
 from partnerbot.answering.assistant import Assistant
+from partnerbot.errors import InputError
 from partnerbot.index.build import build_index
 from partnerbot.phrases import CITATION_RE
-from partnerbot.serving import feedback
+from partnerbot.serving import feedback, replies
 from partnerbot.settings import Settings
-from partnerbot.types import Problem, ProblemKind
+from partnerbot.types import Answer, Outcome, Passage
 from test_ui import Server
 
 SECRET = "How many spare lighthouse lamps does the Alpha Program keep?"
@@ -85,7 +86,7 @@ def test_chroma_outage_gives_clear_message_and_recovers(tmp_path: Path, tiny_cor
 def _write_votes(path: str, worker: int, n: int) -> None:
     for i in range(n):
         feedback.record(Path(path), question=f"q{worker}-{i} " + "x" * 5000, history=[], vote="up",
-                        answer={"answer": "a" * 3000, "sources": []}, comment="c" * 1000)
+                        answer=Answer("q", Outcome.ANSWERED, (Passage("a" * 3000, ()),)), comment="c" * 1000)
 
 
 def test_concurrent_feedback_writes_never_interleave(tmp_path: Path) -> None:
@@ -132,9 +133,10 @@ def _clean(data: dict) -> None:
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(question=HOSTILE, history=HISTORY)
 def test_ask_survives_hostile_input(assistant: Assistant, question: str, history: object) -> None:
-    answer = assistant.ask(question, history)  # type: ignore[arg-type]
-    if isinstance(answer, Problem):
-        assert answer.kind == ProblemKind.INPUT and "/" not in answer.message
+    try:
+        answer = assistant.ask(question, history)  # type: ignore[arg-type]
+    except InputError as exc:
+        assert "/" not in replies.problem(exc).message
         return
     _clean(answer.to_dict())
     assert {int(n) for n in CITATION_RE.findall(answer.text)} == {s.n for s in answer.sources}

@@ -10,6 +10,7 @@ test, marked `llm`, runs the real llama.cpp server (llama-cpp-python's own) with
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import subprocess
@@ -29,7 +30,7 @@ from partnerbot.answering.verify import read_verifier, unsupported
 from partnerbot.evaluation.metrics import citations_valid
 from partnerbot.settings import Settings
 from partnerbot.text import names, numbers, split_sentences
-from partnerbot.types import Answer
+from partnerbot.types import Answer, Outcome, Passage, Source
 
 QUESTION = "When was the Cyber Crimes Center established?"
 STALL = object()  # a reply the stub holds back until it is released: an endpoint that has stalled
@@ -357,12 +358,13 @@ def test_the_page_marks_generated_answers_and_keeps_the_quotes() -> None:
     from partnerbot.phrases import GENERATED_NOTE
     from partnerbot.serving.cards import message_html
 
-    source = {"n": 1, "doc_id": "cyber-crimes-center", "title": "C3", "url": "https://example.org", "date": "2020",
-              "section": "About", "quote": "C3 was established in 1997.", "start": 0, "end": 27, "score": 0.9}
-    data = {"answer": "It opened in 1997. [1]", "mode": "generated", "outcome": "answered", "sources": [source]}
-    shown = message_html(data, 1, lambda _doc_id: None, "")
+    source = Source(1, "cyber-crimes-center", "C3", "https://example.org", "2020", "About", "C3 was established in 1997.",
+                    0, 27, 0.9)
+    answer = Answer(QUESTION, Outcome.ANSWERED, (Passage("It opened in 1997.", (1,)),), (source,), mode="generated")
+    shown = message_html(answer, 1, lambda _doc_id: None, "")
     assert GENERATED_NOTE in shown and "C3 was established in 1997." in shown
-    assert GENERATED_NOTE not in message_html(data | {"mode": "extractive"}, 1, lambda _doc_id: None, "")
+    extractive = dataclasses.replace(answer, mode="extractive")
+    assert GENERATED_NOTE not in message_html(extractive, 1, lambda _doc_id: None, "")
 
 
 def test_the_eval_table_shows_a_model_s_brackets_as_text() -> None:

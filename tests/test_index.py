@@ -122,7 +122,7 @@ def test_rollback_restores_previous_version(tmp_path: Path, tiny_corpus: Path, s
 def test_other_settings_give_mismatch_error(tmp_path: Path, tiny_corpus: Path, model: object) -> None:
     build_index(settings_for(tmp_path, tiny_corpus))
     other = settings_for(tmp_path, tiny_corpus, chunk_size=100)
-    not_ready(Assistant(other).ask("What is the Alpha Program?"), IndexMismatchError,
+    not_ready(Assistant(other), "What is the Alpha Program?", IndexMismatchError,
               r"chunk_size=200 \(now 100\).*partnerbot index --rebuild")
     with pytest.raises(IndexMismatchError):
         build_index(other)
@@ -229,12 +229,12 @@ def test_corrupt_pointer_says_how_to_recover(tmp_path: Path, tiny_corpus: Path, 
     version = build_index(s).version
     client = store.connect(s)
     client.get_collection(store.POINTER_COLLECTION).update(ids=["active"], metadatas=[{"version": "garbage"}])
-    not_ready(Assistant(s).ask("What is the Alpha Program?"), IndexNotBuiltError, r"damaged.*index --rebuild")
+    not_ready(Assistant(s), "What is the Alpha Program?", IndexNotBuiltError, r"damaged.*index --rebuild")
     client.delete_collection(store.POINTER_COLLECTION)
-    not_ready(Assistant(s).ask("What is the Alpha Program?"), IndexNotBuiltError, "partnerbot index")
+    not_ready(Assistant(s), "What is the Alpha Program?", IndexNotBuiltError, "partnerbot index")
     store.write_pointer(client, store.Pointer(version, None, ""))
     client.delete_collection(store.collection_name(version, "chunks"))
-    not_ready(Assistant(s).ask("What is the Alpha Program?"), IndexNotBuiltError, "index --rebuild")
+    not_ready(Assistant(s), "What is the Alpha Program?", IndexNotBuiltError, "index --rebuild")
     assert build_index(s, rebuild=True).switched
     shutil.rmtree(s.data_dir / "bm25")
     assert "4817" in ask(s, "How many spare lighthouse lamps does the Alpha Program keep?")  # BM25 rebuilt from the store

@@ -109,7 +109,7 @@ def test_index_and_selector_disagree_says_what_to_run(tiny_corpus: Path, tmp_pat
     write_selector(type(selector)(selector.features, half, selector.scope, selector.thresholds,
                                   selector.embed_sha256, selector.fitted), other)
     moved = Settings(corpus_dir=tiny_corpus, selector_path=other)
-    not_ready(Assistant(moved).ask("What is the Alpha Program?"), IndexMismatchError,
+    not_ready(Assistant(moved), "What is the Alpha Program?", IndexMismatchError,
               r"records answer selector .* run `partnerbot index`")
     summary = build_index(moved)  # records the new selector without re-embedding anything
     assert summary.switched and summary.chunks_embedded == 0
@@ -203,7 +203,7 @@ def test_a_changed_model_file_is_an_error_naming_it(tmp_path: Path) -> None:
 def test_an_index_embedded_with_another_model_stops_ask_with_the_command_to_run(tiny_corpus: Path) -> None:
     base = Settings(corpus_dir=tiny_corpus, embed_model=Settings().index.base_model_path)
     build_index(base)
-    not_ready(Assistant(Settings(corpus_dir=tiny_corpus)).ask("What is the Alpha Program?"), IndexMismatchError,
+    not_ready(Assistant(Settings(corpus_dir=tiny_corpus)), "What is the Alpha Program?", IndexMismatchError,
               r"built with another embedding model.*run `partnerbot index`")
     summary = build_index(Settings(corpus_dir=tiny_corpus))  # re-embeds everything with the configured model
     assert summary.switched and summary.chunks_embedded == summary.chunks_total > 0

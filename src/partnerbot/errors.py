@@ -36,6 +36,10 @@ class IndexNotBuiltError(PartnerbotError):
     """No usable active index version exists."""
 
 
+class PointerDamagedError(IndexNotBuiltError):
+    """The store holds an active-version pointer, but it cannot be read (its record is missing or malformed)."""
+
+
 class IndexMismatchError(PartnerbotError):
     """The active index was built with other settings than the current ones."""
 
@@ -48,7 +52,11 @@ class IndexLockedError(PartnerbotError):
     """Another `partnerbot index` run holds the lock."""
 
 
-class StoreUnavailableError(PartnerbotError):
+class StoreError(PartnerbotError):
+    """The vector store answered with an error (`store.failures` tells it by the exception's type)."""
+
+
+class StoreUnavailableError(StoreError):
     """The vector store cannot be reached."""
 
 
@@ -58,6 +66,10 @@ class InputError(PartnerbotError):
     def __init__(self, message: str, field: str | None = None):
         self.field = field
         super().__init__(message)
+
+
+class GateRefusedError(PartnerbotError):
+    """The reindex gate kept the active version: the new one passes fewer cases (or cannot be compared)."""
 
 
 class EvalError(PartnerbotError):

@@ -13,6 +13,9 @@ A question, each earlier turn of the conversation and each part of an OpenAI mes
 - leading Markdown markers (`#`, `>`, `*`, a `-` or `+` list bullet) are dropped from each line;
 - whitespace runs become one space, and the text is NFC-normalised.
 
+What is shown keeps the question as typed (NFC only); what is matched is `fold`ed further (NFKC), so full-width
+and other compatibility forms (`２８７（ｇ）`, `ﬁ`) match their ordinary spelling.
+
 Cleaning is idempotent: clean text comes out of `clean_text` unchanged (a test checks it on any text), so a
 layer that cleans what an outer layer already cleaned changes nothing.
 
@@ -53,6 +56,24 @@ def clean_text(value: Any, field: str, limit: int, what: str = "text") -> str:
     if len(text) > limit:
         raise InputError(f"{what} is too long ({len(text):,} characters; the limit is {limit:,})", field=field)
     return text
+
+
+def fold(text: str) -> str:
+    """Cleaned `text` for matching: compatibility forms folded (NFKC) and whitespace runs made one space again.
+
+    `２８７（ｇ）` becomes `287(g)`, `ﬁ` becomes `fi`, a no-break space a space. Only what is matched against the
+    corpus is folded; an answer shows the question as cleaned.
+    """
+    return " ".join(unicodedata.normalize("NFKC", text).split())
+
+
+def shown(value: Any, limit: int) -> str:
+    """What a front end shows of a question it may not have been able to use: cleaned as `clean_text` cleans,
+    cut to `limit` characters. Never raises: a value that is not text shows as nothing."""
+    if not isinstance(value, str):
+        return ""
+    text = plain_text(unicodedata.normalize("NFC", scrub(value[: limit * 4])))
+    return " ".join(text.split())[:limit]
 
 
 def clean_question(question: Any, limit: int, field: str = "question") -> str:

@@ -142,6 +142,9 @@ class ServingSettings(BaseModel):
     rate_limit: float = Field(
         default=2.0, ge=0, description="`serve`: requests per second each client address may make, sustained; 0 = no limit.")
     rate_burst: int = Field(default=30, ge=1, description="`serve`: requests a client address may make at once (bucket size).")
+    read_timeout: float = Field(
+        default=15.0, gt=0, le=600, description="`serve`: seconds a client has to send a whole request (headers and "
+        "body) from its first byte; a slower one is disconnected.")
     log_questions: bool = Field(default=False, description="`serve`: put question text in the JSON access log.")
     log_level: Literal["critical", "error", "warning", "info", "debug"] = Field(
         default="warning", description="Log level of `partnerbot serve` (uvicorn and partnerbot).")

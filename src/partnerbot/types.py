@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any, ClassVar
+
+from partnerbot.phrases import cite
 
 COMPONENTS = ("ERO", "HSI", "OPE", "ICE")
 
@@ -161,11 +163,12 @@ class Outcome(StrEnum):
     ANSWERED = "answered"  # confident: quoted sentences, each cited
     UNCERTAIN = "uncertain"  # in scope, nothing confident: `phrases.UNCERTAIN`, then the closest passages, cited
     DECLINED = "declined"  # outside the sources: `phrases.REFUSAL` (or the reply in the question's language), no sources
-    UNAVAILABLE = "unavailable"  # nothing could be answered: the document store or the index is not there
+    # Never an answer's: the `outcome` of the error JSON when the document store or the index is not there.
+    UNAVAILABLE = "unavailable"
 
 
 class ProblemKind(StrEnum):
-    """Why a request got no answer; the values are the `code` of the error JSON (see `replies`)."""
+    """Why a request got no answer; the values are the `code` of the error JSON (see `serving.replies`)."""
 
     INPUT = "invalid_input"  # the question (or a piece of the request) is unusable: empty, too long, not text
     INVALID_REQUEST = "invalid_request"  # the body does not fit the schema (a field missing, of the wrong type)
@@ -175,18 +178,17 @@ class ProblemKind(StrEnum):
     NOT_FOUND = "not_found"
     METHOD_NOT_ALLOWED = "method_not_allowed"
     RATE_LIMITED = "rate_limited"
-    UNAVAILABLE = "unavailable"  # the document store cannot be reached
+    UNAVAILABLE = "unavailable"  # the document store cannot be reached, or fails
     NOT_READY = "not_ready"  # no usable index or reader
     INTERNAL = "internal_error"  # anything unexpected
 
 
 @dataclass(frozen=True)
 class Problem:
-    """What `Assistant.ask` (or a front end) returns instead of an `Answer`: why there is none.
+    """What a front end tells a client instead of an `Answer`: why there is none (`serving.replies` maps errors).
 
     `message` is for the public and `field` names the piece of input at fault (`question`, `history[2]`);
-    `detail` is for operators (the CLI prints it) and is never sent to a client; neither is `cause`, the
-    error behind the problem, which a caller that must stop (the eval gate) raises again.
+    `detail` is for operators (the CLI prints it) and is never sent to a client.
     """
 
     kind: ProblemKind
@@ -194,8 +196,6 @@ class Problem:
     field: str | None = None
     detail: str = ""
     retry_after: float = 0.0  # RATE_LIMITED: seconds until the client may ask again
-    # (`dataclasses.field`: the name `field` is taken by the field above)
-    cause: Exception | None = dataclasses.field(default=None, compare=False, repr=False)
 
     @property
     def outcome(self) -> Outcome | None:
@@ -204,13 +204,35 @@ class Problem:
 
 
 @dataclass(frozen=True)
+class Passage:
+    """One sentence an answer shows, and the sources it cites (`[n]` after it)."""
+
+    text: str
+    """The sentence, as quoted from its source (or as a language model wrote it), without citation markers."""
+    cites: tuple[int, ...]
+    """The numbers `n` of the sources it cites, in order."""
+
+    @property
+    def cited(self) -> str:
+        """The sentence followed by its markers: `The program began in 2005. [1]`."""
+        return f"{self.text} {''.join(cite(n) for n in self.cites)}" if self.cites else self.text
+
+
+@dataclass(frozen=True)
 class Answer:
-    """What `Assistant.ask` returns when it answers: the text with `[n]` markers and its sources (or a refusal)."""
+    """What `Assistant.ask` returns: an outcome, a notice, passages and their sources, held apart.
+
+    The parts, not a text, are the answer. `notice` is what the reply says before any passage: the "not sure"
+    heading of an uncertain reply (`phrases.UNCERTAIN`), or the whole of a decline (`phrases.REFUSAL`, or the
+    reply in the question's language); an answered reply has none. Each front end derives what it shows
+    from the parts; `text` is the plain form every text front end shares (the `answer` of the JSON).
+    """
 
     question: str
-    text: str
-    sources: tuple[Source, ...]
-    refused: bool
+    outcome: Outcome
+    passages: tuple[Passage, ...] = ()
+    sources: tuple[Source, ...] = ()
+    notice: str = ""
     timings_ms: dict[str, float] = field(default_factory=dict)
     retrieved_doc_ids: tuple[str, ...] = ()
     index_version: str = ""
@@ -218,27 +240,40 @@ class Answer:
     mode: str = "extractive"  # "generated": written by a language model from the sources, each sentence checked
     fallback: str = ""  # why a generated answer was not given, when generation was asked for
     dropped: tuple[Dropped, ...] = ()  # generated sentences that failed verification
-    extractive: str = ""  # the quoted answer a generated one was written from
-    # answered, uncertain or declined; `refused` is true for declined. Derived from `refused` when not given.
-    outcome: Outcome | str = ""
+    extractive: str = ""  # the text of the quoted answer a generated one was written from
 
     def __post_init__(self) -> None:
-        outcome = self.outcome or (Outcome.DECLINED if self.refused else Outcome.ANSWERED)
-        object.__setattr__(self, "outcome", Outcome(outcome))  # raises ValueError for an unknown outcome
+        outcome = Outcome(self.outcome)  # raises ValueError for an unknown outcome
+        if outcome == Outcome.UNAVAILABLE:
+            raise ValueError("an answer is answered, uncertain or declined; an unavailable service is a Problem")
+        object.__setattr__(self, "outcome", outcome)
 
     @property
-    def unavailable(self) -> bool:
-        """Whether the answer says that nothing could be answered (only ever true for one read back from JSON)."""
-        return self.outcome == Outcome.UNAVAILABLE
+    def refused(self) -> bool:
+        """Whether nothing was answered: the question was declined."""
+        return self.outcome == Outcome.DECLINED
+
+    @property
+    def text(self) -> str:
+        """The reply as plain text, with `[n]` after each passage.
+
+        An uncertain reply is its notice, then one passage a line, each after "- "; any other is its notice
+        (if any) and then its passages in a row.
+        """
+        if self.outcome == Outcome.UNCERTAIN:
+            return "\n".join([self.notice, *(f"- {p.cited}" for p in self.passages)])
+        return "\n".join(t for t in (self.notice, " ".join(p.cited for p in self.passages)) if t)
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON shape shared by `ask --json` and the `/ask` endpoint."""
+        """The JSON shape shared by `ask --json` and the `/ask` endpoints."""
         return {
             "question": self.question,
             "answer": self.text,
             "outcome": str(self.outcome),
             "refused": self.refused,
-            "unavailable": self.unavailable,
+            "unavailable": False,  # an unavailable service answers with a problem's JSON instead
+            "notice": self.notice,
+            "passages": [{"text": p.text, "cites": list(p.cites)} for p in self.passages],
             "language": self.language,
             "mode": self.mode,
             "fallback": self.fallback,
@@ -256,10 +291,25 @@ class Answer:
         if not isinstance(data, dict):
             raise TypeError(f"an answer is a JSON object, not {type(data).__name__}")
         sources = tuple(Source(**(s | {"pages": tuple(Page(**p) for p in s.get("pages", ()))})) for s in data["sources"])
-        return cls(question=data["question"], text=data["answer"], sources=sources, refused=bool(data["refused"]),
-                   timings_ms=dict(data.get("timings_ms", {})), language=str(data.get("language", "en")),
-                   mode=str(data.get("mode", "extractive")), fallback=str(data.get("fallback", "")),
-                   outcome=str(data.get("outcome", "")))
+        passages = tuple(Passage(str(p["text"]), tuple(int(n) for n in p["cites"])) for p in data["passages"])
+        return cls(question=data["question"], outcome=Outcome(data["outcome"]), passages=passages, sources=sources,
+                   notice=str(data["notice"]), timings_ms=dict(data.get("timings_ms", {})),
+                   language=str(data.get("language", "en")), mode=str(data.get("mode", "extractive")),
+                   fallback=str(data.get("fallback", "")))
+
+
+@dataclass(frozen=True)
+class GateVerdict:
+    """The reindex gate's decision on a new index version."""
+
+    passed: bool
+    """Whether the new version may become the active one."""
+    message: str
+    """Why, for the maintainer: the pass rates compared, the cases it would break, or what could not be compared."""
+
+
+Gate = Callable[[str], GateVerdict]
+"""A reindex gate: given a newly built version's id, its verdict (see `evaluation.gate.reindex_gate`)."""
 
 
 @dataclass(frozen=True)
@@ -277,6 +327,8 @@ class IndexSummary:
     dry_run: bool = False
     switched: bool = True
     note: str = ""
+    gate: GateVerdict | None = None
+    """The reindex gate's verdict on the new version, when a gate ran."""
 
 
 @dataclass(frozen=True)
@@ -294,4 +346,7 @@ class IndexStatus:
     chunks: int
     previous: str | None
     stale: tuple[str, ...]
+    """Documents changed, added or removed in the corpus since the version was built."""
     store: str
+    corpus_error: str = ""
+    """Why the corpus could not be compared with the version (it is invalid), or ""."""

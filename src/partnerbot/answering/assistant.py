@@ -6,7 +6,12 @@ The `Assistant` composes four components and keeps nothing else:
 - `Reader`: scores the candidate sentences and chooses answered, uncertain or declined;
 - `Writer` (only with `llm_url` set): a language model rewrites the chosen quotes, each sentence checked.
 
-Input is cleaned once, here (`sanitize`), so no component sees raw user text.
+Input is cleaned once, here (`sanitize`), so no component sees raw user text. What is matched (retrieval,
+the reader, the language check) is the question with compatibility forms folded (`sanitize.fold`: `２８７（ｇ）`
+is `287(g)`); what the answer shows is the question as cleaned, as typed.
+
+`ask` raises typed errors (`errors`); each front end maps them once, at its edge (`serving.replies`, the
+CLI's exit codes, the evaluation run).
 """
 
 from __future__ import annotations
@@ -21,21 +26,16 @@ from partnerbot.answering.reader import Reader, Reading
 from partnerbot.answering.reader.features import Candidates, Query, featurize
 from partnerbot.answering.retrieve import Retriever
 from partnerbot.answering.writer import Writer
-from partnerbot.errors import InputError, PartnerbotError, StoreUnavailableError
+from partnerbot.errors import StoreError
 from partnerbot.index.read import DocInfo, IndexSnapshot
 from partnerbot.index.snapshots import IndexSnapshots
-from partnerbot.phrases import NOT_READY, REFUSAL, UNAVAILABLE, UNCERTAIN, cite
-from partnerbot.sanitize import clean_history, clean_question
+from partnerbot.phrases import REFUSAL, UNCERTAIN
+from partnerbot.sanitize import clean_history, clean_question, fold
 from partnerbot.settings import Settings
-from partnerbot.types import Answer, Hit, Outcome, Page, Problem, ProblemKind, Source
+from partnerbot.types import Answer, Hit, Outcome, Page, Passage, Source
 
 # Told of each declined or uncertain question from the public (`unanswered.recorder`).
 Unanswered = Callable[[str], None]
-
-
-def outage(cause: StoreUnavailableError | None = None) -> Problem:
-    """The problem of every question while the document store cannot be reached; `cause` gives the operator's detail."""
-    return Problem(ProblemKind.UNAVAILABLE, UNAVAILABLE, detail=str(cause or ""), cause=cause)
 
 
 @dataclass(frozen=True)
@@ -97,12 +97,15 @@ class Assistant:
         return self.snapshots.version
 
     def check(self) -> IndexSnapshot:
-        """Load the index version and the reader now, so that a server fails before it listens.
+        """Load the reader, the writer (with `llm_url` set) and the index version now, so that a server fails
+        before it listens rather than on its first question.
 
         Raises:
-            PartnerbotError: no usable index or reader; the message says what to run.
+            PartnerbotError: no usable reader, writer (the verification threshold) or index; the message says
+                what to run. `StoreUnavailableError` when the store cannot be reached.
         """
         self.reader  # noqa: B018 - loaded for its errors
+        self.writer  # noqa: B018
         return self.snapshots.current()
 
     def health(self) -> dict[str, Any]:
@@ -121,71 +124,69 @@ class Assistant:
         """Retrieve chunks for a cleaned question and compute its candidates' features.
 
         Raises:
-            StoreUnavailableError: the vector store cannot be reached.
+            StoreError / StoreUnavailableError: the vector store failed, or cannot be reached.
         """
         return self._prepare(self.snapshots.current(), question, history)
 
     def _prepare(self, snapshot: IndexSnapshot, question: str, history: Sequence[str]) -> Prepared:
-        found = self.retriever.retrieve(snapshot, question, history)
+        found = self.retriever.retrieve(snapshot, fold(question), [fold(t) for t in history])
         return Prepared(snapshot, found.query, found.hits, featurize(snapshot, found.query, found.hits),
                         found.embed_ms)
 
-    def ask(self, question: str, history: Sequence[str] = ()) -> Answer | Problem:
+    def ask(self, question: str, history: Sequence[str] = ()) -> Answer:
         """Answer `question` from the corpus, using `history` (earlier user turns) for follow-ups.
 
-        Returns:
-            An `Answer` (answered, uncertain or declined), or a `Problem`: the input is unusable (empty, too
-            long, not text), the document store cannot be reached, or there is no usable index or reader.
-            Anything unexpected is raised.
-        """
-        t0 = time.perf_counter()
-        try:
-            q = clean_question(question, self.settings.answering.max_question_chars)
-            turns = clean_history(history, self.settings.answering.max_question_chars)
-            return self._answer(q, turns, t0)
-        except InputError as exc:
-            text = str(exc)
-            return Problem(ProblemKind.INPUT, f"{text[:1].upper()}{text[1:]}.", exc.field or "question")
-        except StoreUnavailableError as exc:
-            self.snapshots.forget()  # reconnect and reload on the next question
-            return outage(exc)
-        except PartnerbotError as exc:  # no usable index or reader: the message says what to run
-            return Problem(ProblemKind.NOT_READY, NOT_READY, detail=str(exc), cause=exc)
+        `question` and `history` are cleaned here (`sanitize`): anything may be passed. Only the last
+        `sanitize.HISTORY_TURNS` earlier turns are read, and turns that are not text are left out.
 
-    def _answer(self, q: str, turns: list[str], t0: float) -> Answer:
-        """The answer to the cleaned question `q`.
+        Returns:
+            The answer: answered, uncertain or declined.
 
         Raises:
-            StoreUnavailableError: the vector store cannot be reached.
-            IndexNotBuiltError / IndexMismatchError / SelectorError: no usable index or reader.
+            InputError: the question is unusable (not text, empty once cleaned, too long); `field` names it.
+            StoreError / StoreUnavailableError: the vector store failed, or cannot be reached (the next
+                question connects again).
+            IndexNotBuiltError / IndexMismatchError / SelectorError / VerifierError: no usable index, reader
+                or writer; the message says what to run.
         """
+        t0 = time.perf_counter()
+        q = clean_question(question, self.settings.answering.max_question_chars)
+        turns = clean_history(history, self.settings.answering.max_question_chars)
+        try:
+            return self._answer(q, turns, t0)
+        except StoreError:
+            self.snapshots.forget()  # reconnect and reload on the next question
+            raise
+
+    def _answer(self, q: str, turns: list[str], t0: float) -> Answer:
+        """The answer to the cleaned question `q` (see `ask` for what it raises)."""
         snapshot = self.snapshots.current()
-        reply = foreign_reply(q, snapshot.normalizer.vocabulary)
+        reply = foreign_reply(fold(q), snapshot.normalizer.vocabulary)
         if reply is not None:
             self._log(q)
-            return Answer(q, reply.text, (), True, {"total": _ms(t0)}, (), snapshot.version, language=reply.code,
-                          outcome=Outcome.DECLINED)
+            return Answer(q, Outcome.DECLINED, notice=reply.text, timings_ms={"total": _ms(t0)},
+                          index_version=snapshot.version, language=reply.code)
         t1 = time.perf_counter()
         prepared = self._prepare(snapshot, q, turns)  # the same version answers the whole question
         t2 = time.perf_counter()
         reading = self.reader.read(snapshot, prepared.candidates, prepared.query)
-        text, sources = compose(snapshot, reading)
+        outcome = Outcome(reading.outcome)
+        passages, sources = compose(snapshot, reading)
         t3 = time.perf_counter()
         # embed: the question's vector (batched in `serve`); retrieve: normalising, retrieval and features;
         # compose: reading the candidates and writing the cited answer.
         timings = {"load": (t1 - t0) * 1000, "embed": prepared.embed_ms,
                    "retrieve": (t2 - t1) * 1000 - prepared.embed_ms, "compose": (t3 - t2) * 1000,
                    "total": (t3 - t0) * 1000}
-        doc_ids = tuple(dict.fromkeys(h.chunk.doc_id for h in prepared.hits))
-        outcome = Outcome(reading.outcome)
         if outcome != Outcome.ANSWERED:
             self._log(q)  # declined and uncertain questions are what staff should label next
-        if outcome == Outcome.DECLINED:
-            return Answer(q, REFUSAL, (), True, timings, doc_ids, snapshot.version, outcome=outcome)
-        answer = Answer(q, text, tuple(sources), False, timings, doc_ids, snapshot.version, outcome=outcome)
-        writer = self.writer if outcome == Outcome.ANSWERED else None
-        if writer is not None:  # a model rewrites the chosen quotes
-            return writer.write(answer, snapshot.sentence_vecs[[i for i, _ in reading.picked]])
+        if outcome == Outcome.DECLINED:  # a decline cites nothing
+            passages, sources = (), ()
+        notice = {Outcome.DECLINED: REFUSAL, Outcome.UNCERTAIN: UNCERTAIN}.get(outcome, "")
+        answer = Answer(q, outcome, passages, sources, notice, timings,
+                        tuple(dict.fromkeys(h.chunk.doc_id for h in prepared.hits)), snapshot.version)
+        if outcome == Outcome.ANSWERED and self.writer is not None:  # a model rewrites the chosen quotes
+            return self.writer.write(answer, snapshot.sentence_vecs[[i for i, _ in reading.picked]])
         return answer
 
     def _log(self, question: str) -> None:
@@ -193,13 +194,10 @@ class Assistant:
             self._unanswered(question)
 
 
-def compose(snapshot: IndexSnapshot, reading: Reading) -> tuple[str, list[Source]]:
-    """The reply text with a `[n]` after each quoted sentence, and its sources in citation order.
-
-    An answer is its sentences in a row; an uncertain reply is `UNCERTAIN`, then one passage per line.
-    """
+def compose(snapshot: IndexSnapshot, reading: Reading) -> tuple[tuple[Passage, ...], tuple[Source, ...]]:
+    """The sentences the reading picked, each citing its source, and the sources in citation order."""
     sources: list[Source] = []
-    parts: list[str] = []
+    passages: list[Passage] = []
     for i, score in reading.picked:
         sent = snapshot.sentences[i]
         doc = snapshot.docs[sent.doc_id]
@@ -207,10 +205,8 @@ def compose(snapshot: IndexSnapshot, reading: Reading) -> tuple[str, list[Source
         page = sent.pages[0] if sent.pages else Page(doc.url, doc.date, doc.title)
         sources.append(Source(n, doc.id, doc.title, page.url, page.date, sent.section, sent.text, sent.start,
                               sent.end, round(score, 4), doc_url=doc.url, page_title=page.title, pages=sent.pages))
-        parts.append(f"{sent.text} {cite(n)}")
-    if reading.outcome == "uncertain":
-        return "\n".join([UNCERTAIN, *(f"- {p}" for p in parts)]), sources
-    return " ".join(parts), sources
+        passages.append(Passage(sent.text, (n,)))
+    return tuple(passages), tuple(sources)
 
 
 def _ms(t0: float) -> float:

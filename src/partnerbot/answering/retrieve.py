@@ -13,10 +13,9 @@ import numpy as np
 
 from partnerbot.answering.conversation import names_no_topic, retrieval_query
 from partnerbot.answering.reader.features import Query
-from partnerbot.errors import StoreUnavailableError
+from partnerbot.index import store
 from partnerbot.index.embed import query_embedder
 from partnerbot.index.read import IndexSnapshot
-from partnerbot.index.store import is_connection_error
 from partnerbot.settings import Settings
 from partnerbot.text import content_stems
 from partnerbot.types import Hit
@@ -28,19 +27,15 @@ def hybrid_search(snapshot: IndexSnapshot, query: str, query_vec: np.ndarray, mo
     """The top `k` chunks for `query`, fused by reciprocal rank in hybrid mode.
 
     Raises:
-        StoreUnavailableError: the vector store cannot be reached.
+        StoreError / StoreUnavailableError: the vector store failed, or cannot be reached.
     """
     from llama_index.core.schema import QueryBundle
 
     dense: dict[str, tuple[int, float]] = {}
     lexical: dict[str, tuple[int, float]] = {}
     if mode in ("hybrid", "dense"):
-        try:
+        with store.failures("searching the chunks"):
             found = snapshot.dense.retrieve(QueryBundle(query_str=query, embedding=query_vec.tolist()))
-        except Exception as exc:
-            if not is_connection_error(exc):
-                raise
-            raise StoreUnavailableError("the vector store is unreachable") from exc
         dense = {n.node.node_id: (r, float(n.score or 0.0)) for r, n in enumerate(found)}
     if mode in ("hybrid", "bm25") and content_stems(query):
         found = snapshot.bm25.retrieve(QueryBundle(query_str=query))
@@ -80,7 +75,7 @@ class Retriever:
         """The chunks for a cleaned `question`, a follow-up taking its topic from `history` (earlier questions).
 
         Raises:
-            StoreUnavailableError: the vector store cannot be reached.
+            StoreError / StoreUnavailableError: the vector store failed, or cannot be reached.
         """
         normal = snapshot.normalizer
         q = normal(question)

@@ -16,9 +16,8 @@ import numpy as np
 from partnerbot.answering.generate import Claim, GenerationError, Generator
 from partnerbot.answering.verify import Verifier, read_verifier, verify
 from partnerbot.index.embed import embed_texts
-from partnerbot.phrases import cite
 from partnerbot.settings import Settings
-from partnerbot.types import Answer, Source
+from partnerbot.types import Answer, Passage, Source
 
 
 class Writer:
@@ -48,27 +47,25 @@ class Writer:
         kept, dropped = verify(claims, given, vecs, given_vecs, self.verifier.threshold)
         if not kept:
             return _fallback(extractive, "no generated sentence passed verification", tuple(dropped), t0)
-        text, sources = compose(kept, extractive.sources)
+        passages, sources = compose(kept, extractive.sources)
         timings = {**extractive.timings_ms, "generate": (t1 - t0) * 1000,
                    "verify": (time.perf_counter() - t1) * 1000}
         timings["total"] = extractive.timings_ms.get("total", 0.0) + (time.perf_counter() - t0) * 1000
-        return dataclasses.replace(extractive, text=text, sources=sources, timings_ms=timings, mode="generated",
-                                   dropped=tuple(dropped), extractive=extractive.text)
+        return dataclasses.replace(extractive, passages=passages, sources=sources, timings_ms=timings,
+                                   mode="generated", dropped=tuple(dropped), extractive=extractive.text)
 
 
-def compose(kept: list[Claim], given: tuple[Source, ...]) -> tuple[str, tuple[Source, ...]]:
+def compose(kept: list[Claim], given: tuple[Source, ...]) -> tuple[tuple[Passage, ...], tuple[Source, ...]]:
     """The kept sentences with their citations renumbered, and the cited sources in citation order."""
     order: dict[int, int] = {}
-    parts = []
+    passages = []
     for claim in kept:
-        marks = []
         for n in claim.cited:
             order.setdefault(n, len(order) + 1)
-            marks.append(cite(order[n]))
         body = claim.text if claim.text[-1] in ".!?" else claim.text + "."
-        parts.append(f"{body} {''.join(marks)}")
+        passages.append(Passage(body, tuple(order[n] for n in claim.cited)))
     sources = tuple(dataclasses.replace(given[old - 1], n=new) for old, new in order.items())
-    return " ".join(parts), sources
+    return tuple(passages), sources
 
 
 def _fallback(extractive: Answer, reason: str, dropped: tuple, t0: float) -> Answer:

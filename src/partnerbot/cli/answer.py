@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from partnerbot.cli.common import app, err, fail, out, settings_from
-from partnerbot.errors import PartnerbotError, StoreUnavailableError
+from partnerbot.errors import PartnerbotError
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
@@ -52,10 +52,7 @@ def ask(
 
                 embed_model(settings)
             result = replies.ask(Assistant(settings, unanswered=unanswered.recorder(settings)), question, history or [])
-    except StoreUnavailableError as exc:  # with --url: the server cannot be reached
-        err.print(f"Error: {exc}", highlight=False, markup=False, soft_wrap=True)
-        raise typer.Exit(4) from exc
-    except PartnerbotError as exc:
+    except PartnerbotError as exc:  # with --url, `StoreUnavailableError`: the server cannot be reached (exit 4)
         fail(exc)
     if as_json:
         sys.stdout.write(json.dumps(replies.body(result), ensure_ascii=False, indent=2) + "\n")
@@ -88,9 +85,6 @@ def chat() -> None:
             assistant = Assistant(settings, unanswered=unanswered.recorder(settings))
             assistant.doc_ids()  # the active index version
             embed_model(settings)
-    except StoreUnavailableError as exc:
-        err.print(f"Error: {exc}", highlight=False, markup=False, soft_wrap=True)
-        raise typer.Exit(4) from exc
     except PartnerbotError as exc:
         fail(exc)
     out.print(f"partnerbot: index {assistant.version}. Ask about the ICE partnership programs.", highlight=False)

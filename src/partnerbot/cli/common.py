@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from partnerbot.errors import CorpusErrors, PartnerbotError
+from partnerbot.errors import CorpusErrors, GateRefusedError, PartnerbotError, StoreUnavailableError
 from partnerbot.settings import Settings
 
 app = typer.Typer(help="partnerbot: cited answers about ICE partnership programs.", no_args_is_help=True,
@@ -50,7 +50,16 @@ def existing(path: Path, what: str, setting: str) -> Path:
     return path
 
 
+# The exit code of each kind of error (its nearest class here); any other error exits 1.
+EXIT_CODES: dict[type[PartnerbotError], int] = {CorpusErrors: 2, GateRefusedError: 3, StoreUnavailableError: 4}
+
+
+def exit_code(exc: PartnerbotError) -> int:
+    """The exit code for `exc`, by its type (`EXIT_CODES`)."""
+    return next((EXIT_CODES[c] for c in type(exc).__mro__ if c in EXIT_CODES), 1)
+
+
 def fail(exc: PartnerbotError) -> None:
-    """Print the error and exit: 2 for corpus errors, else 1."""
+    """Print the error and exit with its code: 2 invalid corpus, 3 refused by the eval gate, 4 unavailable, else 1."""
     err.print(f"[bold red]Error:[/bold red] {escape(str(exc))}", highlight=False, markup=True, soft_wrap=True)
-    raise typer.Exit(2 if isinstance(exc, CorpusErrors) else 1)
+    raise typer.Exit(exit_code(exc))

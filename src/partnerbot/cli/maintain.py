@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from partnerbot.cli.common import (
     app,
@@ -21,7 +22,7 @@ from partnerbot.cli.common import (
     settings_from,
     warn,
 )
-from partnerbot.errors import PartnerbotError
+from partnerbot.errors import GateRefusedError, PartnerbotError
 
 
 @corpus_app.command("check")
@@ -110,10 +111,10 @@ def index(
             out.print(f"  {label}: {', '.join(ids)}")
     if summary.note:
         out.print(summary.note)
+    if summary.gate is not None and not summary.gate.passed:
+        fail(GateRefusedError(summary.gate.message))
     if summary.switched and not summary.dry_run:
         out.print(f"active version: {summary.version}")
-    elif summary.version and not summary.dry_run and summary.note.startswith("the eval gate"):
-        raise typer.Exit(3)
 
 
 @app.command()
@@ -131,7 +132,10 @@ def status() -> None:
     out.print(f"active version: {st.version} (built {st.built_at})\nprevious: {st.previous or 'none'}\n"
               f"store: {st.store}\nembedding model: {st.embed_model}; chunks of {st.chunk_size} tokens, "
               f"overlap {st.chunk_overlap}\ndocuments: {st.documents}; chunks: {st.chunks}", highlight=False)
-    if st.stale:
+    if st.corpus_error:
+        out.print(f"[yellow]the corpus is invalid, so it was not compared with the build:[/yellow] "
+                  f"{escape(st.corpus_error)}; run `partnerbot corpus check`")
+    elif st.stale:
         out.print(f"[yellow]corpus changed since the build:[/yellow] {', '.join(st.stale)}; run `partnerbot index`")
     else:
         out.print("corpus unchanged since the build")

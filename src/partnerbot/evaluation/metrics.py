@@ -16,11 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from partnerbot.errors import EvalError, PartnerbotError
+from partnerbot.errors import EvalError, InputError, StoreError
 from partnerbot.evaluation.cases import Case
 from partnerbot.evaluation.evidence import Span, holds_evidence, locate_evidence
 from partnerbot.phrases import CITATION_RE
-from partnerbot.types import Answer, Problem, ProblemKind
+from partnerbot.types import Answer, Outcome
 
 _CITED_RUN = re.compile(r"(?:\[\d+\])+")  # a generated answer's sentences each end with one run of markers
 
@@ -131,6 +131,7 @@ def run_cases(assistant: Any, cases: Sequence[Case], progress: Any = None) -> li
 
     Raises:
         EvalError: a case's evidence does not occur exactly once in the corpus.
+        PartnerbotError: what `Assistant.ask` raises when there is nothing to measure (no usable index or reader).
     """
     doc_texts = {d: assistant.document(d).text for d in assistant.doc_ids()}
     spans = locate_evidence(cases, doc_texts)
@@ -138,14 +139,12 @@ def run_cases(assistant: Any, cases: Sequence[Case], progress: Any = None) -> li
     for case in cases:
         t0 = time.perf_counter()
         status = ""
-        result = assistant.ask(case.question, list(case.history))
-        if isinstance(result, Problem):
-            if result.kind not in (ProblemKind.INPUT, ProblemKind.UNAVAILABLE):  # no usable index: nothing to measure
-                raise result.cause if isinstance(result.cause, PartnerbotError) else PartnerbotError(result.message)
-            status = "input_error" if result.kind == ProblemKind.INPUT else "unavailable"
-            answer = Answer(case.question, result.message, (), True, {"total": (time.perf_counter() - t0) * 1000})
-        else:
-            answer = result
+        try:
+            answer = assistant.ask(case.question, list(case.history))
+        except (InputError, StoreError) as exc:  # any other error (no usable index) leaves nothing to measure
+            status = "input_error" if isinstance(exc, InputError) else "unavailable"
+            answer = Answer(case.question, Outcome.DECLINED, notice=str(exc),
+                            timings_ms={"total": (time.perf_counter() - t0) * 1000})
         results.append(check_case(case, answer, doc_texts, spans, status))
         if progress:
             progress(case)

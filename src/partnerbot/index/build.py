@@ -29,7 +29,7 @@ from partnerbot.index.embed import token_splitter
 from partnerbot.index.meta import LAYOUT, bm25_dir, build_meta, check_meta, open_collections
 from partnerbot.index.read import bm25_retriever
 from partnerbot.settings import Settings
-from partnerbot.types import Chunk, Document, IndexSummary, Sentence
+from partnerbot.types import Chunk, Document, Gate, IndexSummary, Sentence
 
 BATCH = 1000
 # A wide search and a single-threaded build keep HNSW's nearest neighbours exact and repeatable at this
@@ -38,7 +38,6 @@ HNSW = {"hnsw:space": "cosine", "hnsw:construction_ef": 200, "hnsw:search_ef": 2
         "hnsw:num_threads": 1}
 EMBED_BATCH = 256
 Progress = Callable[[str, int, int], None]  # (stage, advance, total)
-Gate = Callable[[str], tuple[bool, str]]  # version -> (may switch, message)
 Notify = Callable[[str], None]
 
 
@@ -126,7 +125,7 @@ def build_index(
         rebuild: ignore the active version and embed everything.
         dry_run: report what would change, write nothing.
         progress: called as (stage, advance, total) while loading the model and embedding.
-        gate: called with the new version before switching; (False, why) keeps the old one.
+        gate: called with the new version before switching; a verdict that did not pass keeps the old one.
         notify: told when a stale reindex lease is taken over.
 
     Returns:
@@ -179,18 +178,17 @@ def _build(settings: Settings, client: Any, docs: list[Document], started: float
     _write_version(client, settings, version, docs, nodes, sents, old_sents, progress,
                    len(todo_chunks) + len(todo_sents), selector_id)
     persist_bm25(settings, version, nodes)
-    if gate is not None:
-        ok, message = gate(version)
-        if not ok:
-            return IndexSummary(version, plan.added, plan.changed, plan.removed, plan.unchanged, len(todo_chunks),
-                                len(chunks), time.perf_counter() - started, switched=False, note=message)
+    verdict = gate(version) if gate is not None else None
+    if verdict is not None and not verdict.passed:
+        return IndexSummary(version, plan.added, plan.changed, plan.removed, plan.unchanged, len(todo_chunks),
+                            len(chunks), time.perf_counter() - started, switched=False, gate=verdict)
     if claim is not None:
         claim.renew()  # still ours? A run that took the lease over may be building beside us.
     now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     store.write_pointer(client, store.Pointer(version, plan.active.version if plan.active else None, now))
     _cleanup(client, settings, store.read_pointer(client))
     return IndexSummary(version, plan.added, plan.changed, plan.removed, plan.unchanged, len(todo_chunks),
-                        len(chunks), time.perf_counter() - started, note=selector_note)
+                        len(chunks), time.perf_counter() - started, note=selector_note, gate=verdict)
 
 
 def _selector_id(settings: Settings) -> tuple[str, str]:

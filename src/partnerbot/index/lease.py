@@ -86,7 +86,7 @@ def _holder(client: Any, generation: int) -> Holder | None:
     try:
         return Holder.from_metadata(client.get_collection(_name(generation)).metadata)
     except Exception as exc:
-        if store.is_connection_error(exc):
+        if store.unreachable(exc):
             raise
         return None  # deleted meanwhile
 
@@ -168,7 +168,7 @@ def acquire(client: Any, ttl: float, attempts: int = 3, clock: Clock = time.time
         try:
             client.create_collection(_name(newest + 1), metadata=mine.metadata(), embedding_function=None)
         except Exception as exc:
-            if store.is_connection_error(exc):
+            if store.unreachable(exc):
                 raise StoreUnavailableError("the vector store is unreachable") from exc
             continue  # another run claimed that generation first: look again
         after = _generations(client)
@@ -201,7 +201,7 @@ def hold(settings: Settings, client: Any, notify: Callable[[str], None] | None =
     try:
         lease = acquire(client, ttl, clock=clock)
     except Exception as exc:
-        if isinstance(exc, IndexLockedError) or not store.is_connection_error(exc):
+        if isinstance(exc, IndexLockedError) or not store.unreachable(exc):
             raise
         raise StoreUnavailableError(f"the vector store at {store.describe(settings)} is unreachable") from exc
     if lease.took_over is not None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from partnerbot.errors import IndexMismatchError, IndexNotBuiltError, ModelChangedError
+from partnerbot.errors import IndexMismatchError, ModelChangedError
 from partnerbot.index import store
 from partnerbot.settings import Settings
 
@@ -73,13 +73,11 @@ def open_collections(client: Any, version: str) -> dict[str, Any]:
 
     Raises:
         IndexNotBuiltError: a collection is missing.
+        StoreError / StoreUnavailableError: the store failed, or cannot be reached.
     """
-    try:
+    with store.failures(f"opening index version {version}",
+                        missing=f"index version {version} is incomplete or deleted; {store.RECOVER}"):
         return {kind: client.get_collection(store.collection_name(version, kind)) for kind in store.KINDS}
-    except Exception as exc:
-        if store.is_connection_error(exc):
-            raise store.StoreUnavailableError("the vector store is unreachable") from exc
-        raise IndexNotBuiltError(f"index version {version} is incomplete or deleted; {store.RECOVER}") from exc
 
 
 def bm25_dir(settings: Settings, version: str) -> Path:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from partnerbot.artifact import read_selector_json
-from partnerbot.errors import IndexNotBuiltError, StoreUnavailableError
+from partnerbot.errors import IndexNotBuiltError, StoreError, StoreUnavailableError
 from partnerbot.index import store
 from partnerbot.index.read import IndexSnapshot, load_snapshot
 from partnerbot.settings import Settings
@@ -58,7 +58,8 @@ class IndexSnapshots:
         """The version to answer from now.
 
         Raises:
-            StoreUnavailableError: the vector store cannot be reached (the next call connects again).
+            StoreError / StoreUnavailableError: the vector store failed, or cannot be reached (the next call
+                connects again).
             IndexNotBuiltError / IndexMismatchError: no usable index.
             SelectorError: the installed reader's file is missing or altered.
         """
@@ -71,11 +72,12 @@ class IndexSnapshots:
                 if self._client is None:
                     self._client = store.connect(self.settings)
                 version = self._pinned or store.read_pointer(self._client).version
-            except StoreUnavailableError:
+                if self._snapshot is None or self._snapshot.version != version:
+                    with store.failures(f"loading index version {version}"):
+                        self._snapshot = load_snapshot(self._client, self.settings, version, selector_id)
+            except StoreError:
                 self._client = None
                 raise
-            if self._snapshot is None or self._snapshot.version != version:
-                self._snapshot = load_snapshot(self._client, self.settings, version, selector_id)
             self._checked = self._clock()
             return self._snapshot
 
@@ -97,5 +99,5 @@ class IndexSnapshots:
             return {"ok": True, "store_reachable": True, "index_version": version, "store": where}
         except StoreUnavailableError:
             return {"ok": False, "store_reachable": False, "index_version": self.version, "store": where}
-        except IndexNotBuiltError as exc:
+        except (IndexNotBuiltError, StoreError) as exc:  # the store answers, with no usable pointer or an error
             return {"ok": False, "store_reachable": True, "index_version": None, "error": str(exc)}

@@ -15,6 +15,7 @@ def status(settings: Settings) -> IndexStatus:
 
     Raises:
         IndexNotBuiltError: no index yet.
+        StoreError / StoreUnavailableError: the store failed, or cannot be reached.
     """
     client = store.connect(settings)
     pointer = store.read_pointer(client)
@@ -23,11 +24,12 @@ def status(settings: Settings) -> IndexStatus:
     got = cols["docs"].get(include=["metadatas"])
     built = {i: m["content_hash"] for i, m in zip(got["ids"], got["metadatas"], strict=True)}
     stale: list[str] = []
+    corpus_error = ""
     try:
         current = {d.id: d.content_hash for d in load_corpus(settings.corpus_dir)}
         stale = sorted({i for i in current if built.get(i) != current[i]} | (set(built) - set(current)))
-    except PartnerbotError as exc:
-        stale = [f"(corpus invalid: {str(exc).splitlines()[0]})"]
+    except PartnerbotError as exc:  # the index is still described; the corpus's first problem is named
+        corpus_error = str(exc).splitlines()[0]
     return IndexStatus(
         version=pointer.version,
         built_at=str(meta.get("pb_built_at", "")),
@@ -38,5 +40,6 @@ def status(settings: Settings) -> IndexStatus:
         chunks=int(cols["chunks"].count()),
         previous=pointer.previous,
         stale=tuple(stale),
+        corpus_error=corpus_error,
         store=store.describe(settings),
     )

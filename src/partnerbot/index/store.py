@@ -17,7 +17,14 @@ from urllib.parse import urlparse
 
 import filelock
 
-from partnerbot.errors import IndexLockedError, IndexNotBuiltError, StoreUnavailableError
+from partnerbot.errors import (
+    IndexLockedError,
+    IndexNotBuiltError,
+    PartnerbotError,
+    PointerDamagedError,
+    StoreError,
+    StoreUnavailableError,
+)
 from partnerbot.settings import Settings
 
 POINTER_COLLECTION = "partnerbot-active"
@@ -88,21 +95,19 @@ def read_pointer(client: Any) -> Pointer:
     """The active pointer.
 
     Raises:
-        IndexNotBuiltError: no pointer, or a damaged one.
+        IndexNotBuiltError: no index was ever built (the pointer's collection does not exist).
+        PointerDamagedError: the pointer's record is missing or malformed.
+        StoreError / StoreUnavailableError: the store failed, or cannot be reached.
     """
-    try:
+    with failures("reading the active-version pointer", missing="no index has been built yet: run `partnerbot index`"):
         col = client.get_collection(POINTER_COLLECTION)
         got = col.get(ids=[POINTER_ID], include=["metadatas"])
-    except Exception as exc:
-        if is_connection_error(exc):
-            raise StoreUnavailableError("the vector store is unreachable") from exc
-        raise IndexNotBuiltError("no index has been built yet: run `partnerbot index`") from exc
     if not got["ids"]:
-        raise IndexNotBuiltError(f"the active-version pointer is missing; {RECOVER}")
+        raise PointerDamagedError(f"the active-version pointer is missing; {RECOVER}")
     meta = got["metadatas"][0] or {}
     version = meta.get("version")
     if not isinstance(version, str) or not re.fullmatch(r"v[0-9T]+-[0-9a-f]{6}", version):
-        raise IndexNotBuiltError(f"the active-version pointer is damaged ({version!r}); {RECOVER}")
+        raise PointerDamagedError(f"the active-version pointer is damaged ({version!r}); {RECOVER}")
     previous = meta.get("previous") or None
     return Pointer(version, previous if isinstance(previous, str) else None, str(meta.get("switched_at", "")))
 
@@ -124,18 +129,51 @@ def drop_version(client: Any, version: str) -> None:
             client.delete_collection(collection_name(version, kind))
 
 
-def is_connection_error(exc: BaseException) -> bool:
-    """Does this exception (or one it was raised from) say the store cannot be reached?"""
-    while exc is not None:
-        if isinstance(exc, (ConnectionError, TimeoutError)) or _connection_words(exc):
+def unreachable(exc: BaseException) -> bool:
+    """Whether `exc`, or an error it was raised from, is a failure to reach the store, told by its type.
+
+    Chroma's HTTP client raises httpx's transport errors (a refused connection, a timeout, a connection cut
+    mid-reply) as they come; sockets raise `ConnectionError` and `TimeoutError`.
+    """
+    import httpx
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, (ConnectionError, TimeoutError, httpx.TransportError)):
             return True
-        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+        seen = seen.__cause__ or seen.__context__
     return False
 
 
-def _connection_words(exc: BaseException) -> bool:
-    text = f"{type(exc).__name__} {exc}".lower()
-    return any(w in text for w in ("connect", "connection", "timed out", "timeout", "unreachable", "refused"))
+@contextlib.contextmanager
+def failures(doing: str, missing: str | None = None) -> Iterator[None]:
+    """Turn what a store call raises into partnerbot's errors, by the exception's type.
+
+    Args:
+        doing: what the call was doing, for the message ("reading the active-version pointer").
+        missing: the message of `IndexNotBuiltError` when Chroma says a collection does not exist; None
+            treats that like any other error of the store.
+
+    Raises:
+        StoreUnavailableError: the store cannot be reached (`unreachable`).
+        IndexNotBuiltError: a collection does not exist, when `missing` is given.
+        StoreError: any other error of Chroma's own (`chromadb.errors.ChromaError`).
+        Anything else unchanged: an error of partnerbot's own, or one no store raises (a bug to see).
+    """
+    from chromadb.errors import ChromaError, NotFoundError
+
+    try:
+        yield
+    except PartnerbotError:
+        raise
+    except Exception as exc:
+        if unreachable(exc):
+            raise StoreUnavailableError(f"the vector store is unreachable ({doing})") from exc
+        if missing is not None and isinstance(exc, NotFoundError):
+            raise IndexNotBuiltError(missing) from exc
+        if isinstance(exc, ChromaError):
+            raise StoreError(f"the vector store failed while {doing}: {type(exc).__name__}: {exc}") from exc
+        raise
 
 
 @contextlib.contextmanager

@@ -1,23 +1,27 @@
-"""The chat page's answer messages: the answer, its source cards right under it, and each whole document.
+"""The chat page's messages: the asker's words, the answer, and its source cards right under it.
 
 Everything here is one line of HTML (the chat renders Markdown, and a blank line or an indented line would
-end an HTML block). Corpus text is escaped; a whole document is rendered from its Markdown by markdown-it-py
-with raw HTML off, then cleaned by nh3 against an allowlist, so nothing in the corpus can add markup.
+end an HTML block), made from an `Answer`'s parts (its outcome, notice, passages and sources), never from
+its text. Corpus text is escaped; a whole document is rendered from its Markdown by markdown-it-py with raw
+HTML off, then cleaned by nh3 against an allowlist, so nothing in the corpus can add markup. Whole
+documents are not part of a message: the page fetches one when its view is opened (`documents`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import html
 import re
 from collections.abc import Callable, Sequence
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import quote, urlencode, urlparse
 
 import nh3
 from markdown_it import MarkdownIt
 
-from partnerbot.phrases import CITATION_RE, EXAMPLE_QUESTIONS, GENERATED_NOTE, UNCERTAIN
+from partnerbot.phrases import CITATION_RE, EXAMPLE_QUESTIONS, GENERATED_NOTE
 from partnerbot.text import block_text, paragraph_span
+from partnerbot.types import Answer, Outcome, Page, Problem, Source
 
 # Private-use characters mark the cited sentence in the Markdown source: they pass through the renderer as
 # plain text and become <mark> afterwards, wherever the sentence ends up (a paragraph, a list item).
@@ -30,6 +34,7 @@ _DOC_ATTRIBUTES = {"a": {"href", "title"}, "mark": {"id", "class"}}
 _CAPTURE = re.compile(r"/(\d{4})(\d{2})(\d{2})\d{6}/")
 
 Lookup = Callable[[str], Any]  # a document id -> the document (with `.text`), or None
+DOCUMENTS_PATH = "/documents/"  # the whole-document view's address (`documents.routes`)
 
 
 def date_label(url: str, date: str, checked: str) -> str:
@@ -47,16 +52,14 @@ def date_label(url: str, date: str, checked: str) -> str:
     return f"published {date}"
 
 
-def page_label(page: dict[str, Any]) -> str:
+def page_label(page: Page) -> str:
     """What a link to a supporting page says: its title, or else its host ("www.gao.gov")."""
-    return page.get("title") or urlparse(page["url"]).netloc or page["url"]
+    return page.title or urlparse(page.url).netloc or page.url
 
 
-def _pages(source: dict[str, Any]) -> list[dict[str, Any]]:
-    """A source's supporting pages, the one in `url` first (older answers carry only `url`)."""
-    pages = [p for p in source.get("pages") or [] if p["url"] != source["url"]]
-    first = {"url": source["url"], "date": source["date"], "title": source.get("page_title", "")}
-    return [first, *pages]
+def _pages(source: Source) -> list[Page]:
+    """A source's supporting pages, the one in `url` first."""
+    return [Page(source.url, source.date, source.page_title), *(p for p in source.pages if p.url != source.url)]
 
 
 def _link(url: str, text: str, cls: str = "") -> str:
@@ -86,52 +89,63 @@ def document_html(text: str, start: int, end: int, mark_id: str) -> str:
     return " ".join(clean.split("\n"))
 
 
-def _card(source: dict[str, Any], number: int, lookup: Lookup, checked: str) -> str:
+def quote_key(quote: str) -> str:
+    """A short fingerprint of a quote: the whole-document view checks that the index still holds it."""
+    return hashlib.sha256(quote.encode()).hexdigest()[:16]
+
+
+def document_address(source: Source, mark_id: str) -> str:
+    """Where the page fetches source's whole document, with the quote marked as `mark_id` (see `documents`)."""
+    query = urlencode({"start": source.start, "end": source.end, "mark": mark_id, "quote": quote_key(source.quote)})
+    return f"{DOCUMENTS_PATH.lstrip('/')}{quote(source.doc_id, safe='')}?{query}"  # relative: works under a prefix
+
+
+def _card(source: Source, number: int, lookup: Lookup, checked: str) -> str:
     esc = html.escape
-    n = source["n"]
-    doc = lookup(source["doc_id"])
-    if doc is not None and doc.text[source["start"] : source["end"]] == source["quote"]:
-        context = quote_in_paragraph(doc.text, source["start"], source["end"])
-        whole = document_html(doc.text, source["start"], source["end"], f"doc-{number}-{n}")
-    else:  # the index changed since this answer: show the quote alone
-        context, whole = f"<mark>{esc(source['quote'])}</mark>", ""
-    lines = [f"<span class='pb-label'>{label}</span> {_link(page['url'], page_label(page))}, "
-             f"{esc(date_label(page['url'], page['date'], checked))}"
+    n = source.n
+    doc = lookup(source.doc_id)
+    here = doc is not None and doc.text[source.start : source.end] == source.quote
+    # The paragraph comes with the answer; the whole document is fetched when its view is opened (page.js), so
+    # a reply carries no document, however many it cites. Without the script, the link opens it on its own.
+    context = quote_in_paragraph(doc.text, source.start, source.end) if here else f"<mark>{esc(source.quote)}</mark>"
+    lines = [f"<span class='pb-label'>{label}</span> {_link(page.url, page_label(page))}, "
+             f"{esc(date_label(page.url, page.date, checked))}"
              for label, page in zip(["Source:"] + ["Also:"] * 9, _pages(source), strict=False)]
-    program = source.get("doc_url") and source["doc_url"] != source["url"]
+    program = source.doc_url and source.doc_url != source.url
+    whole = document_address(source, f"doc-{number}-{n}")
     return (
         f"<article class='pb-card' id='src-{number}-{n}' tabindex='-1'>"
-        f"<h3 class='pb-card-title'>[{n}] {esc(source['title'])}</h3>"
-        f"<p class='pb-meta'>Section: {esc(source['section'])}</p>"
+        f"<h3 class='pb-card-title'>[{n}] {esc(source.title)}</h3>"
+        f"<p class='pb-meta'>Section: {esc(source.section)}</p>"
         f"<p class='pb-quote'>{context}</p>"
         + "".join(f"<p class='pb-page'>{line}</p>" for line in lines)
-        + (f"<p class='pb-program'>{_link(source['doc_url'], 'Program page: ' + source['title'])}</p>" if program else "")
-        + (f"<details class='pb-whole'><summary>Show the whole document</summary>"
-           f"<div class='pb-doc'>{whole}</div></details>" if whole else "")
+        + (f"<p class='pb-program'>{_link(source.doc_url, 'Program page: ' + source.title)}</p>" if program else "")
+        + (f"<details class='pb-whole'><summary>Show the whole document</summary><div class='pb-doc'>"
+           f"{_link(whole, 'Open the whole document', 'pb-doc-link')}</div></details>" if here else "")
         + "</article>"
     )
 
 
-def sources_block(data: dict[str, Any], number: int, lookup: Lookup, checked: str) -> str:
+def sources_block(answer: Answer, number: int, lookup: Lookup, checked: str) -> str:
     """Answer `number`'s sources, collapsed under a summary that names them; empty when there are none."""
-    sources = data.get("sources") or []
-    if not sources:
+    if not answer.sources:
         return ""
     esc = html.escape
-    titles = "; ".join(dict.fromkeys(s["title"] for s in sources))
+    titles = "; ".join(dict.fromkeys(s.title for s in answer.sources))
     note = ("<p class='pb-note'>Not a confident answer: these are the closest passages in the sources, "
-            "which may not answer the question.</p>" if data.get("outcome") == "uncertain" else "")
-    return (f"<details class='pb-sources' id='sources-{number}'><summary>Sources ({len(sources)}): {esc(titles)}</summary>"
-            + note + "".join(_card(s, number, lookup, checked) for s in sources) + "</details>")
+            "which may not answer the question.</p>" if answer.outcome == Outcome.UNCERTAIN else "")
+    return (f"<details class='pb-sources' id='sources-{number}'><summary>Sources ({len(answer.sources)}): "
+            f"{esc(titles)}</summary>" + note + "".join(_card(s, number, lookup, checked) for s in answer.sources)
+            + "</details>")
 
 
-def linked(text: str, number: int, sources: Sequence[dict[str, Any]]) -> str:
+def linked(text: str, number: int, sources: Sequence[Source]) -> str:
     """Escape `text` and make each `[n]` of answer `number` a link to its source card (see `static/page.js`).
 
     A screen reader reads the link as "source 1: <title>" instead of "left bracket 1 right bracket". The chat's
     sanitizer drops `aria-label`, so the name travels as `title` (a tooltip) and page.js makes it the label.
     """
-    titles = {str(s["n"]): s["title"] for s in sources}
+    titles = {str(s.n): s.title for s in sources}
 
     def link(m: re.Match[str]) -> str:
         n = m.group(1)
@@ -141,37 +155,40 @@ def linked(text: str, number: int, sources: Sequence[dict[str, Any]]) -> str:
     return CITATION_RE.sub(link, html.escape(text))
 
 
-def answer_text_html(data: dict[str, Any], number: int) -> str:
-    """The answer's words, the same for every outcome: paragraphs, and the passages of an unsure reply as a list."""
-    text = data["answer"]
-    sources = data.get("sources") or []
-    if data.get("outcome") == "uncertain" and text.startswith(UNCERTAIN):
-        items = [line[2:] if line.startswith("- ") else line for line in text[len(UNCERTAIN) :].split("\n") if line]
-        return (f"<p>{html.escape(UNCERTAIN)}</p><ul class='pb-passages'>"
-                + "".join(f"<li>{linked(item, number, sources)}</li>" for item in items) + "</ul>")
-    return "".join(f"<p>{linked(part, number, sources)}</p>" for part in text.split("\n") if part.strip())
+def _paragraphs(text: str) -> str:
+    return "".join(f"<p>{html.escape(line)}</p>" for line in text.split("\n") if line.strip())
 
 
-def _outcome(data: dict[str, Any]) -> str:
-    """The reply's outcome; "problem" for a request that got no answer (it carries an `error`)."""
-    if data.get("error") and not data.get("outcome"):
-        return "problem"
-    return str(data.get("outcome") or ("declined" if data.get("refused") else "answered"))
+def answer_text_html(result: Answer | Problem, number: int) -> str:
+    """The reply's words, from its parts: the notice, then the passages (a list when the reply is unsure)."""
+    if isinstance(result, Problem):
+        return _paragraphs(result.message)
+    notice = _paragraphs(result.notice)
+    cited = [linked(p.cited, number, result.sources) for p in result.passages]
+    if result.outcome == Outcome.UNCERTAIN:
+        return notice + "<ul class='pb-passages'>" + "".join(f"<li>{c}</li>" for c in cited) + "</ul>"
+    return notice + (f"<p>{' '.join(cited)}</p>" if cited else "")
 
 
-def message_html(data: dict[str, Any], number: int, lookup: Lookup, checked: str) -> str:
+def message_html(result: Answer | Problem, number: int, lookup: Lookup, checked: str) -> str:
     """One answer message of the chat: one look for every outcome (answered, uncertain, declined, a problem)."""
-    outcome = _outcome(data)
+    if isinstance(result, Problem):
+        return f"<div class='pb-msg pb-problem'>{answer_text_html(result, number)}</div>"
     generated = (f"<p class='pb-generated'><em>{html.escape(GENERATED_NOTE)}</em></p>"
-                 if data.get("mode") == "generated" else "")
-    try_these = ("<p class='pb-try'>You could ask one of these instead:</p>"
-                 if outcome == "declined" and not data.get("error") else "")
-    return (f"<div class='pb-msg pb-{html.escape(outcome)}'>{generated}{answer_text_html(data, number)}{try_these}"
-            f"{sources_block(data, number, lookup, checked)}</div>")
+                 if result.mode == "generated" else "")
+    try_these = "<p class='pb-try'>You could ask one of these instead:</p>" if result.refused else ""
+    return (f"<div class='pb-msg pb-{result.outcome}'>{generated}{answer_text_html(result, number)}{try_these}"
+            f"{sources_block(result, number, lookup, checked)}</div>")
 
 
-def example_options(data: dict[str, Any]) -> list[dict[str, str]]:
+def example_options(result: Answer | Problem) -> list[dict[str, str]]:
     """The example questions offered as buttons under a decline (none under any other reply)."""
-    if _outcome(data) != "declined" or data.get("error"):
+    if not isinstance(result, Answer) or not result.refused:
         return []
     return [{"label": q, "value": q} for q in EXAMPLE_QUESTIONS]
+
+
+def question_html(text: str) -> str:
+    """The asker's words as plain text: escaped, in an HTML block of one line, so the chat renders no Markdown
+    in them (an image `![t](https://…)` stays text, and nothing is fetched)."""
+    return f"<p class='pb-asked'>{html.escape(text)}</p>"

@@ -13,11 +13,12 @@ from typing import Any
 import yaml
 
 from partnerbot.errors import PartnerbotError
+from partnerbot.types import Answer
 
 MAX_COMMENT = 2000
 
 
-def record(path: Path, *, question: str, history: list[str], answer: dict[str, Any], vote: str,
+def record(path: Path, *, question: str, history: list[str], answer: Answer, vote: str,
            comment: str = "", index_version: str = "") -> dict[str, Any]:
     """Append one vote to the log. Only these fields are kept: no IP address or client details.
 
@@ -31,9 +32,9 @@ def record(path: Path, *, question: str, history: list[str], answer: dict[str, A
         "index_version": index_version,
         "question": question,
         "history": list(history),
-        "answer": answer.get("answer", ""),
-        "refused": bool(answer.get("refused", False)),
-        "sources": answer.get("sources", []),
+        "answer": answer.text,
+        "refused": answer.refused,
+        "sources": [s.to_dict() for s in answer.sources],
         "vote": vote,
         "comment": (comment or "")[:MAX_COMMENT],
     }

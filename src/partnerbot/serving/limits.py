@@ -16,9 +16,10 @@ from typing import Any
 
 from partnerbot.serving import replies
 
-# Gradio's page assets and the streams that follow a question it has already accepted (the chat page and
-# Gradio's `/ask` charge each question inside the handler, so the page can say so politely).
-FREE_PREFIXES = ("/healthz", "/assets/", "/static/", "/gradio_api/queue/", "/gradio_api/heartbeat/",
+# Gradio's page assets, the streams that follow a question it has already accepted (the chat page and
+# Gradio's `/ask` charge each question inside the handler, so the page can say so politely), and the documents
+# an answer's cards open.
+FREE_PREFIXES = ("/healthz", "/assets/", "/static/", "/documents/", "/gradio_api/queue/", "/gradio_api/heartbeat/",
                  "/gradio_api/call/", "/favicon", "/theme.css", "/manifest.json", "/custom_component/",
                  "/gradio_api/file", "/gradio_api/upload_progress", "/gradio_api/startup-events")
 

@@ -25,9 +25,9 @@ from partnerbot.errors import InputError
 from partnerbot.index.embed import count_tokens
 from partnerbot.sanitize import clean_history, clean_parts, clean_question, clean_text
 from partnerbot.serving import replies
-from partnerbot.serving.api import Front, SafeJSONResponse, input_problem, problem_response
+from partnerbot.serving.web import Front, SafeJSONResponse, problem_response
 from partnerbot.text import scrub
-from partnerbot.types import Problem, ProblemKind
+from partnerbot.types import Answer, Problem, ProblemKind
 
 MODEL_ID = "partnerbot"
 STARTED = int(time.time())
@@ -97,13 +97,12 @@ def message_text(message: ChatMessage, i: int, limit: int) -> str:
     return clean_parts([p.text or "" for p in message.content], field, limit * 4)
 
 
-def chat_content(data: dict[str, Any]) -> str:
-    """The reply text: the answer with its `[n]` markers, then the numbered sources."""
-    lines = [data["answer"]]
-    if data["sources"]:
+def chat_content(answer: Answer) -> str:
+    """The reply text: the answer's text (with its `[n]` markers), then the numbered sources."""
+    lines = [answer.text]
+    if answer.sources:
         lines.append("\nSources:")
-        lines += [f"[{s['n']}] {s['title']}, section \"{s['section']}\" (as of {s['date']}): {s['url']}"
-                  for s in data["sources"]]
+        lines += [f"[{s.n}] {s.title}, section \"{s.section}\" (as of {s.date}): {s.url}" for s in answer.sources]
     return "\n".join(lines)
 
 
@@ -117,12 +116,12 @@ def routes(front: Front) -> APIRouter:
     """The `/v1` routes, asking through `front`."""
     router = APIRouter()
 
-    @router.get("/v1/models", tags=["openai"])
+    @router.api_route("/v1/models", methods=["GET", "HEAD"], tags=["openai"])
     async def models() -> dict[str, Any]:
         """The one model, `partnerbot`, in OpenAI's list format."""
         return {"object": "list", "data": [_model_card()]}
 
-    @router.get("/v1/models/{model_id}", tags=["openai"], response_model=None)
+    @router.api_route("/v1/models/{model_id}", methods=["GET", "HEAD"], tags=["openai"], response_model=None)
     async def model(model_id: str, request: Request) -> Any:
         if model_id != MODEL_ID:
             return front.refuse(request, _no_model(model_id))
@@ -152,12 +151,12 @@ def routes(front: Front) -> APIRouter:
             question = clean_question(texts[-1], front.limit, f"messages[{last}].content")
             history = clean_history(texts[:-1], front.limit, "messages")
         except InputError as exc:
-            return front.refuse(request, input_problem(exc))
+            return front.refuse(request, replies.problem(exc))
         result = await front.answer(request, "chat_completions", question, history)
         if isinstance(result, Problem):
             return problem_response(result, request.url.path)
         data = result.to_dict()
-        content = chat_content(data)
+        content = chat_content(result)
         usage = await anyio.to_thread.run_sync(_usage, front.assistant, [*history, question], content)
         ident, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
         if not body.stream:

@@ -1,8 +1,9 @@
-"""One way to ask, from every front end, and the one mapping from its result to what a client is told.
+"""The one mapping from what asking gives, an `Answer` or an error, to what a client is told.
 
 Every front end (the chat page, Gradio's `/ask`, `/api/ask`, the OpenAI endpoint, `ask`, `chat` and
-`ask --url`) gets an `Answer` or a `Problem` from `ask` (or `Asker`, which adds the rate limit and the
-metrics), and turns it into an HTTP status, a JSON body, a message or an exit code here, nowhere else.
+`ask --url`) asks through `ask`, which turns the errors `Assistant.ask` raises into a `Problem` by their type
+(`problem`), and turns the result into an HTTP status, a JSON body, a message or an exit code here, nowhere
+else. `asker.Asker` adds the rate limit and the metrics for the server's front ends.
 
 The JSON of a problem, on `/api/ask`, Gradio's `/ask` and `ask --json`:
 `{"error": {"code", "message", "field"}}`, plus `"unavailable": true` (with `"outcome": "unavailable"`)
@@ -14,18 +15,15 @@ from __future__ import annotations
 
 import logging
 import math
-import time
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from partnerbot.phrases import TROUBLE
+from partnerbot.errors import InputError, PartnerbotError, StoreError
+from partnerbot.phrases import NOT_READY, TROUBLE, UNAVAILABLE
 from partnerbot.text import scrub
 from partnerbot.types import Answer, Outcome, Problem, ProblemKind
 
-if TYPE_CHECKING:  # the CLI asks without loading the server's modules
+if TYPE_CHECKING:  # `ask --url` reads replies without loading the answering stack
     from partnerbot.answering.assistant import Assistant
-    from partnerbot.serving.limits import RateLimiter
-    from partnerbot.serving.telemetry import Metrics
 
 log = logging.getLogger("partnerbot.replies")
 Result = Answer | Problem
@@ -40,19 +38,35 @@ _STATUS = {
 _OPENAI_TYPE = {ProblemKind.RATE_LIMITED: "rate_limit_exceeded", ProblemKind.UNAVAILABLE: "server_error",
                 ProblemKind.NOT_READY: "server_error", ProblemKind.INTERNAL: "server_error"}
 # The outcome label of `partnerbot_requests_total` (telemetry.OUTCOMES); any other problem is "invalid".
-_ANSWER_METRIC = {Outcome.ANSWERED: "answered", Outcome.UNCERTAIN: "uncertain", Outcome.DECLINED: "refused",
-                  Outcome.UNAVAILABLE: "unavailable"}
+_ANSWER_METRIC = {Outcome.ANSWERED: "answered", Outcome.UNCERTAIN: "uncertain", Outcome.DECLINED: "refused"}
 _PROBLEM_METRIC = {ProblemKind.RATE_LIMITED: "rate_limited", ProblemKind.UNAVAILABLE: "unavailable",
                    ProblemKind.NOT_READY: "unavailable", ProblemKind.INTERNAL: "error"}
 
 
+def problem(exc: Exception) -> Problem:
+    """The problem a client is told of for an error raised while asking, by the error's type.
+
+    `InputError` is the client's (its message, and the field at fault); `StoreError` (the store failed or
+    cannot be reached) makes the service unavailable for now; any other `PartnerbotError` means no usable
+    index, reader or writer (not ready). Anything else is unexpected: logged with its trace, never shown.
+    """
+    if isinstance(exc, InputError):
+        text = str(exc)
+        return Problem(ProblemKind.INPUT, f"{text[:1].upper()}{text[1:]}.", exc.field)
+    if isinstance(exc, StoreError):
+        return Problem(ProblemKind.UNAVAILABLE, UNAVAILABLE, detail=str(exc))
+    if isinstance(exc, PartnerbotError):
+        return Problem(ProblemKind.NOT_READY, NOT_READY, detail=str(exc))
+    log.error("unexpected error while answering", exc_info=exc)  # never a stack trace or a path for the public
+    return Problem(ProblemKind.INTERNAL, TROUBLE)
+
+
 def ask(assistant: Assistant, question: Any, history: Any) -> Result:
-    """`Assistant.ask`, with anything unexpected logged and returned as an internal problem, never raised."""
+    """`Assistant.ask`, with every error it raises turned into its `problem`, never raised."""
     try:
         return assistant.ask(question, history if isinstance(history, (list, tuple)) else [])
-    except Exception:  # never a stack trace or a path for the public: the log has it
-        log.exception("unexpected error while answering")
-        return Problem(ProblemKind.INTERNAL, TROUBLE)
+    except Exception as exc:
+        return problem(exc)
 
 
 def rate_limited(retry_after: float) -> Problem:
@@ -106,12 +120,13 @@ def message(result: Result) -> str:
 def metric(result: Result) -> str:
     """The outcome label the request is counted under in `partnerbot_requests_total`."""
     if isinstance(result, Answer):
-        return _ANSWER_METRIC[Outcome(result.outcome)]
+        return _ANSWER_METRIC[result.outcome]
     return _PROBLEM_METRIC.get(result.kind, "invalid")
 
 
 def exit_code(result: Result) -> int:
-    """The CLI's exit code: 0 for an answer, 4 when the store (or the server) is unavailable, 1 for other problems."""
+    """The CLI's exit code, by the kind of problem: 0 for an answer, 4 when the store (or the server) is
+    unavailable, 1 for any other problem."""
     if isinstance(result, Answer):
         return 0
     return 4 if result.kind == ProblemKind.UNAVAILABLE else 1
@@ -139,25 +154,3 @@ def safe(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [safe(v) for v in value]
     return value
-
-
-class Asker:
-    """How a server's front ends ask: the client's rate limit (where the handler charges it), `ask`, and the metrics."""
-
-    def __init__(self, assistant: Assistant, metrics: Metrics | None = None, limiter: RateLimiter | None = None):
-        self.assistant = assistant
-        self.metrics = metrics
-        self.limiter = limiter
-
-    def ask(self, endpoint: str, question: Any, history: Sequence[Any] | Any, client: str | None = None) -> Result:
-        """The result for one question, counted under `endpoint`; `client` is charged when given."""
-        t0 = time.perf_counter()
-        wait = self.limiter.take(client) if self.limiter is not None and client is not None else 0.0
-        result = rate_limited(wait) if wait else ask(self.assistant, question, history)
-        self.count(endpoint, result, None if wait else time.perf_counter() - t0)
-        return result
-
-    def count(self, endpoint: str, result: Result, seconds: float | None = None) -> None:
-        """Count one request (its time, and an answer's stages) in the metrics."""
-        if self.metrics is not None:
-            self.metrics.observe(endpoint, metric(result), seconds, result if isinstance(result, Answer) else None)

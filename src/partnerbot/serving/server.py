@@ -9,6 +9,8 @@ import contextlib
 import errno
 import logging
 import socket
+import threading
+import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
@@ -20,16 +22,15 @@ from starlette.concurrency import run_in_threadpool
 
 from partnerbot import __version__
 from partnerbot.answering import unanswered
-from partnerbot.answering.assistant import Assistant, outage
+from partnerbot.answering.assistant import Assistant
 from partnerbot.answering.retrieve import Retriever
-from partnerbot.errors import PartnerbotError, StoreUnavailableError
+from partnerbot.errors import PartnerbotError, StoreError, StoreUnavailableError
 from partnerbot.phrases import EXAMPLE_QUESTIONS
-from partnerbot.serving import api, replies
+from partnerbot.serving import api, connections, documents, openai_api, replies, web
 from partnerbot.serving.limits import RateLimiter, RateLimitMiddleware
 from partnerbot.serving.page import CSS, HEAD, THEME, build_blocks
 from partnerbot.serving.telemetry import AccessLogMiddleware, Metrics, configure_access_log, endpoint_of
 from partnerbot.settings import Settings
-from partnerbot.types import Problem
 
 log = logging.getLogger("partnerbot.ui")
 
@@ -39,10 +40,35 @@ API_DESCRIPTION = ("Cited, extractive answers about ICE partnership programs. Ea
                    "protocol (model `partnerbot`). The chat page's Gradio endpoint `/ask` returns the same JSON as "
                    "`/api/ask`: `gradio_client.Client(url).predict(question, history, api_name=\"/ask\")`.")
 
-def build_app(settings: Settings, assistant: Assistant | None = None) -> FastAPI:
-    """The FastAPI app: the chat page at `/`, `/healthz`, the Gradio API, and the HTTP API of `api` (docs at `/docs`).
+class StoreCheck:
+    """Whether the document store was reachable when last asked, asking `health()` at most once per `seconds`.
 
-    Every request passes the per-client rate limit and leaves one JSON line in the access log.
+    Gradio's REST route for `/ask` is checked before each call; asking the store each time would cost every
+    call a round trip to it (and, during an outage, a failed connection).
+    """
+
+    def __init__(self, health: Callable[[], dict[str, Any]], seconds: float = 1.0,
+                 clock: Callable[[], float] = time.monotonic):
+        self._health = health
+        self._seconds = seconds
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._checked = float("-inf")
+        self._reachable = True
+
+    def reachable(self) -> bool:
+        with self._lock:
+            if self._clock() - self._checked >= self._seconds:
+                self._reachable = bool(self._health()["store_reachable"])
+                self._checked = self._clock()
+            return self._reachable
+
+
+def build_app(settings: Settings, assistant: Assistant | None = None) -> FastAPI:
+    """The FastAPI app: the chat page at `/`, `/healthz`, the Gradio API, and the HTTP API (docs at `/docs`).
+
+    The routes come from each front end (`api`, `openai_api`, `documents`, then `web.fallback` for every other
+    API address); every request passes the per-client rate limit and leaves one JSON line in the access log.
     """
     assistant = assistant or Assistant(settings, unanswered=unanswered.recorder(settings))
     metrics = Metrics(lambda: assistant.version)
@@ -51,10 +77,19 @@ def build_app(settings: Settings, assistant: Assistant | None = None) -> FastAPI
     demo.queue(default_concurrency_limit=settings.serving.concurrency)
     app = FastAPI(title="partnerbot", version=__version__, docs_url="/docs", redoc_url=None,
                   openapi_url="/openapi.json", description=API_DESCRIPTION)
-    api.register(app, assistant, metrics, settings.serving.concurrency)
-    app.add_middleware(RateLimitMiddleware, limiter=limiter,
-                       on_limited=lambda path: metrics.observe(endpoint_of(path), "rate_limited"))
-    app.add_middleware(AccessLogMiddleware, log_questions=settings.serving.log_questions)
+    front = web.Front(assistant, metrics, settings.serving.concurrency)
+    web.install(app, front)
+    app.include_router(api.routes(front, metrics))
+    app.include_router(openai_api.routes(front))
+    app.include_router(documents.routes(assistant))
+    app.include_router(web.fallback(front))  # after the API's own routes, which are tried first
+    store_check = StoreCheck(assistant.health)
+
+    @app.api_route("/healthz", methods=["GET", "HEAD"], tags=["operations"])
+    def healthz() -> JSONResponse:
+        """The index version and whether the store is reachable: 200 when it is, else 503 (HEAD for monitors)."""
+        health = assistant.health()
+        return JSONResponse(health, status_code=200 if health["ok"] else 503)
 
     @app.middleware("http")
     async def no_uploads(request: Any, call_next: Any) -> Any:
@@ -68,17 +103,17 @@ def build_app(settings: Settings, assistant: Assistant | None = None) -> FastAPI
         # Gradio's REST route for `/ask` (POST /gradio_api/call/ask) answers 503 during an outage, as `/api/ask`
         # does. Its queue protocol (what gradio_client speaks) has already sent 200 when the answer is made, so
         # there the JSON's `unavailable: true` is the signal.
-        if request.method == "POST" and request.url.path.rstrip("/") == "/gradio_api/call/ask":
-            health = await run_in_threadpool(assistant.health)
-            if not health["store_reachable"]:
-                problem = outage()
-                return JSONResponse(replies.body(problem), status_code=replies.status(problem))
+        if (request.method == "POST" and request.url.path.rstrip("/") == "/gradio_api/call/ask"
+                and not await run_in_threadpool(store_check.reachable)):
+            problem = replies.problem(StoreUnavailableError("the vector store is unreachable"))
+            return JSONResponse(replies.body(problem), status_code=replies.status(problem))
         return await call_next(request)
 
-    @app.get("/healthz")
-    def healthz() -> JSONResponse:
-        health = assistant.health()
-        return JSONResponse(health, status_code=200 if health["ok"] else 503)
+    # Added last, so they run first (Starlette wraps each middleware around those added before it): every request,
+    # the refusals above included, is charged to its client and leaves its line in the access log.
+    app.add_middleware(RateLimitMiddleware, limiter=limiter,
+                       on_limited=lambda path: metrics.observe(endpoint_of(path), "rate_limited"))
+    app.add_middleware(AccessLogMiddleware, log_questions=settings.serving.log_questions)
 
     return gr.mount_gradio_app(
         app, demo, path="/", show_error=False, ssr_mode=False, css=CSS, head=HEAD, theme=THEME, allowed_paths=[],
@@ -117,7 +152,7 @@ def serve(settings: Settings, loading: Callable[[str], AbstractContextManager[An
         loading: shows a named step while the model and the index load (the CLI's spinner).
 
     Raises:
-        PartnerbotError: the port is taken, or there is no usable index.
+        PartnerbotError: the port is taken, or there is no usable index, reader or (with `llm_url` set) writer.
     """
     import torch
     import uvicorn
@@ -135,12 +170,10 @@ def serve(settings: Settings, loading: Callable[[str], AbstractContextManager[An
         assistant = Assistant(settings, retriever=retriever, unanswered=unanswered.recorder(settings))
         with (loading or (lambda _name: contextlib.nullcontext()))("loading the model and the index"):
             try:
-                assistant.check()  # no usable index or reader: a one-line error, before listening
-                warm = assistant.ask(EXAMPLE_QUESTIONS[0])  # load the model and the index before the first visitor
-                if isinstance(warm, Problem):
-                    log.warning("the warm-up question got no answer: %s", warm.detail or warm.message)
-            except StoreUnavailableError:
-                log.warning("the vector store is unreachable; the chat will say so until it is back")
+                assistant.check()  # no usable index, reader or writer: a one-line error, before listening
+                assistant.ask(EXAMPLE_QUESTIONS[0])  # load the model and the index before the first visitor
+            except StoreError as exc:  # unreachable, or failing: the chat says so until the store is back
+                log.warning("the vector store cannot answer (%s); the chat will say so until it is back", exc)
             app = build_app(settings, assistant)
     except BaseException:
         sock.close()
@@ -148,5 +181,6 @@ def serve(settings: Settings, loading: Callable[[str], AbstractContextManager[An
     print(f"partnerbot: serving http://{settings.serving.host}:{settings.serving.port} (index {assistant.version or 'not loaded'})",
           flush=True)
     # Open client streams must not hold a shutdown (SIGTERM) for long.
-    config = uvicorn.Config(app, log_level=settings.serving.log_level, timeout_graceful_shutdown=3, access_log=False)
+    config = uvicorn.Config(app, log_level=settings.serving.log_level, timeout_graceful_shutdown=3, access_log=False,
+                            http=connections.protocol(settings.serving.read_timeout))
     uvicorn.Server(config).run(sockets=[sock])

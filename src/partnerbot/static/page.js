@@ -42,11 +42,32 @@
     go();
     setTimeout(go, 150);
   }
+  // A whole document is not part of its answer: the first time its view is opened, the card's link to it is
+  // replaced by the document itself, fetched from the server (sanitised there, with the cited sentence marked).
+  function showDocument(d) {
+    var view = d.querySelector('.pb-doc'), link = view && view.querySelector('a.pb-doc-link');
+    if (!link) {
+      var mark = d.querySelector('mark.pb-cited');
+      if (mark) settle(mark, 'center');
+      return;
+    }
+    if (view.getAttribute('aria-busy') === 'true') return;
+    view.setAttribute('aria-busy', 'true');
+    fetch(link.href, {credentials: 'same-origin'})
+      .then(function (r) { return r.text(); })
+      .then(function (body) { view.innerHTML = body; })
+      .catch(function () { view.textContent = 'The document could not be loaded. Please try again.'; })
+      .then(function () {
+        view.removeAttribute('aria-busy');
+        var mark = d.querySelector('mark.pb-cited');
+        if (mark && d.open) settle(mark, 'center');
+        normalize();
+      });
+  }
   document.addEventListener('toggle', function (e) {
     var d = e.target;
     if (d.matches && d.open && d.matches('details.pb-whole')) {
-      var mark = d.querySelector('mark.pb-cited');
-      if (mark) settle(mark, 'center');
+      showDocument(d);
     } else if (d.matches && d.open && d.matches('details.pb-sources')) {
       var card = document.activeElement;  // opened by a citation: its card is in view already
       if (!(card && card.classList.contains('pb-card') && d.contains(card))) settle(d.querySelector('summary'), 'start');
