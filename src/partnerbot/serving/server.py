@@ -79,10 +79,10 @@ def build_app(settings: Settings, assistant: Assistant | None = None) -> FastAPI
                   openapi_url="/openapi.json", description=API_DESCRIPTION)
     front = web.Front(assistant, metrics, settings.serving.concurrency)
     web.install(app, front)
-    app.include_router(api.routes(front, metrics))
-    app.include_router(openai_api.routes(front))
-    app.include_router(documents.routes(assistant))
-    app.include_router(web.fallback(front))  # after the API's own routes, which are tried first
+    routers = [api.routes(front, metrics), openai_api.routes(front), documents.routes(assistant)]
+    for router in routers:
+        app.include_router(router)
+    app.include_router(web.fallback(front, *routers))  # after the API's own routes, which are tried first
     store_check = StoreCheck(assistant.health)
 
     @app.api_route("/healthz", methods=["GET", "HEAD"], tags=["operations"])

@@ -18,6 +18,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
@@ -132,15 +133,6 @@ class Front:
         return problem_response(problem, request.url.path, headers)
 
 
-def _allowed(request: Request) -> list[str]:
-    """The methods the app's routes accept at this request's address."""
-    found: set[str] = set()
-    for route in request.app.router.routes:
-        if route.matches(request.scope)[0] == Match.PARTIAL:
-            found |= set(getattr(route, "methods", None) or ())
-    return sorted(found)
-
-
 def install(app: FastAPI, front: Front) -> None:
     """Add the API's error handlers and its body limit to `app`: every problem on `/api/*` and `/v1/*` is JSON."""
 
@@ -170,16 +162,18 @@ def install(app: FastAPI, front: Front) -> None:
         return await call_next(request)
 
 
-def fallback(front: Front) -> APIRouter:
-    """A router for every address and method under `/api/` and `/v1/` the API does not have: 404 or 405 (with
-    `Allow`) in the route's error shape. Include it after the API's routes, which are tried first."""
+def fallback(front: Front, *routers: APIRouter) -> APIRouter:
+    """A router for every address and method under `/api/` and `/v1/` that `routers` do not answer: 404, or 405
+    with `Allow` when the address exists for other methods, in the route's error shape. Include it after
+    `routers`, whose routes are tried first."""
+    known = [route for router in routers for route in router.routes if isinstance(route, APIRoute)]
     router = APIRouter()
 
     @router.api_route("/api/{rest:path}", include_in_schema=False, methods=METHODS)
     @router.api_route("/v1/{rest:path}", include_in_schema=False, methods=METHODS)
     async def nowhere(request: Request) -> JSONResponse:
         # Without these, Gradio's page (mounted at `/`) would answer unknown API addresses in its own shape.
-        allowed = _allowed(request)
+        allowed = sorted({m for r in known if r.matches(request.scope)[0] != Match.NONE for m in r.methods or ()})
         if allowed:
             return front.refuse(request, http_problem(HTTPException(405)), {"Allow": ", ".join(allowed)})
         return front.refuse(request, http_problem(HTTPException(404)))
