@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import concurrent.futures
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -39,15 +41,18 @@ def test_rate_zero_turns_the_limit_off() -> None:
     assert all(limiter.take("a") == 0.0 for _ in range(1000))
 
 
-def test_full_buckets_are_forgotten_past_the_client_cap() -> None:
+def test_the_buckets_kept_never_pass_the_client_cap() -> None:
+    """However many clients ask, and however spent their buckets, at most `max_clients` are kept: the quietest go."""
     clock = FakeClock()
     limiter = RateLimiter(rate=1.0, burst=2, clock=clock, max_clients=10)
-    for i in range(10):
+    for i in range(1000):  # a thousand addresses, each spending a token and none refilling
         limiter.take(f"c{i}")
-    clock.now += 5  # all ten refilled
-    limiter.take("hammer")
+        assert len(limiter.clients) <= 10
+    assert limiter.clients == {f"c{i}" for i in range(990, 1000)}  # the ten most recent
+    limiter.take("c990")  # asking again makes c990 the most recent: c991 is now the quietest
     limiter.take("new")
-    assert limiter.clients == {"hammer", "new"}  # the ten full ones went; the spent ones stay
+    assert "c990" in limiter.clients and "c991" not in limiter.clients and len(limiter.clients) == 10
+    assert limiter.take("c0") == 0.0  # a client pushed out starts again from a full bucket
 
 
 def test_the_middleware_refuses_a_client_until_its_bucket_refills() -> None:
@@ -100,3 +105,68 @@ def test_a_failed_batch_reaches_every_caller() -> None:
     with concurrent.futures.ThreadPoolExecutor(3) as pool:
         futures = [pool.submit(batcher.embed, "q") for _ in range(3)]
     assert all(isinstance(f.exception(), RuntimeError) for f in futures)
+
+
+class Boom(BaseException):
+    """Raised by a faulty encoder: not an `Exception`, so nothing catches it by accident."""
+
+
+def _embed_all(batcher: QueryBatcher, texts: list[str], within: float = 10.0) -> list[object]:
+    """Each text's vector or error, asked at once from several threads; the test fails, never hangs, past `within`.
+
+    Daemon threads: a caller left waiting by a dead batcher must not keep the test run from ending either."""
+    results: dict[int, object] = {}
+
+    def call(i: int, text: str) -> None:
+        try:
+            results[i] = batcher.embed(text)
+        except BaseException as exc:
+            results[i] = exc
+
+    threads = [threading.Thread(target=call, args=(i, t), daemon=True) for i, t in enumerate(texts)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + within
+    for t in threads:
+        t.join(max(0.0, deadline - time.monotonic()))
+    assert len(results) == len(texts), "a caller is still waiting: the batcher stopped answering"
+    return [results[i] for i in range(len(texts))]
+
+
+@pytest.mark.parametrize("fault", ["too few vectors", "not an Exception", "an error on its own too"])
+def test_the_batcher_survives_any_fault_and_no_caller_waits_forever(fault: str) -> None:
+    calls: list[int] = []
+
+    def faulty(batch: list[str]) -> np.ndarray:
+        calls.append(len(batch))
+        if len(calls) == 1:  # the first batch only
+            if fault == "too few vectors":
+                return np.ones((len(batch) - 1, 3), dtype=np.float32)  # once made zip(strict=True) kill the worker
+            if fault == "not an Exception":
+                raise Boom("the encoder blew up")
+        if fault == "an error on its own too" and len(calls) <= 2:  # the batch, then its first question alone
+            raise RuntimeError("the batch failed") if len(calls) == 1 else Boom("and the first question alone")
+        return np.ones((len(batch), 3), dtype=np.float32)
+
+    batcher = QueryBatcher(faulty, max_batch=8, wait_ms=50)  # a wide window: the first questions share a batch
+    first = _embed_all(batcher, ["a", "b", "c"])
+    assert all(isinstance(r, (np.ndarray, BaseException)) for r in first)
+    if fault == "not an Exception":
+        assert all(isinstance(r, Boom) for r in first)  # the batch's callers are told, not left waiting
+    after = _embed_all(batcher, ["d", "e"])  # and the batcher still answers
+    assert all(isinstance(r, np.ndarray) for r in after), after
+
+
+def test_a_caller_waits_at_most_the_timeout_and_the_batcher_goes_on() -> None:
+    release = threading.Event()
+
+    def stalled(batch: list[str]) -> np.ndarray:
+        if "slow" in batch:
+            release.wait(10)
+        return np.ones((len(batch), 3), dtype=np.float32)
+
+    batcher = QueryBatcher(stalled, max_batch=1, wait_ms=0, timeout=0.3)
+    with pytest.raises(TimeoutError, match=r"not embedded within 0\.3 s"):
+        batcher.embed("slow")
+    release.set()
+    assert _embed_all(batcher, ["fine"])[0].shape == (3,)  # type: ignore[union-attr]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import collections
+import concurrent.futures
+import contextlib
 import functools
 import os
 import queue
@@ -113,12 +115,18 @@ class QueryBatcher:
 
     One question that cannot be embedded fails alone: when a batch fails, each of its questions is embedded
     on its own, once, so the bad one gets its error and the others their vectors. Nothing is retried.
+
+    Nothing a batch does can stop the worker: whatever escapes is given to that batch's callers as their
+    error, and a worker that died anyway is started again by the next caller. A caller waits at most
+    `timeout` seconds, then gets `TimeoutError`.
     """
 
-    def __init__(self, encode: Callable[[list[str]], np.ndarray], max_batch: int, wait_ms: float):
+    def __init__(self, encode: Callable[[list[str]], np.ndarray], max_batch: int, wait_ms: float,
+                 timeout: float = 30.0):
         self._encode = encode
         self._max = max_batch
         self._wait = wait_ms / 1000
+        self._timeout = timeout
         self._queue: queue.SimpleQueue[tuple[str, Future[np.ndarray]]] = queue.SimpleQueue()
         self._worker: threading.Thread | None = None
         self._start_lock = threading.Lock()
@@ -128,41 +136,69 @@ class QueryBatcher:
         """The embedding of `text`, computed in a batch with whatever else is waiting.
 
         Raises:
-            Whatever the encoder raised for `text` (embedded on its own).
+            Whatever the encoder raised for `text` (embedded on its own), or that escaped its batch.
+            TimeoutError: no vector within `timeout` seconds.
         """
-        if self._worker is None:
+        if self._worker is None or not self._worker.is_alive():
             with self._start_lock:
-                if self._worker is None:
+                if self._worker is None or not self._worker.is_alive():
                     self._worker = threading.Thread(target=self._run, name="query-batcher", daemon=True)
                     self._worker.start()
         future: Future[np.ndarray] = Future()
         self._queue.put((text, future))
-        return future.result()
+        try:
+            return future.result(timeout=self._timeout)
+        except concurrent.futures.TimeoutError:
+            future.cancel()  # the worker skips it if it has not begun it
+            raise TimeoutError(f"the question was not embedded within {self._timeout:g} s") from None
 
     def _run(self) -> None:
         while True:
-            batch = [self._queue.get()]
-            deadline = time.monotonic() + self._wait
-            while len(batch) < self._max:
-                try:  # what is already waiting joins at once; then wait out the window
-                    batch.append(self._queue.get(timeout=max(0.0, deadline - time.monotonic())))
-                except queue.Empty:
-                    break
-            self.batch_sizes[len(batch)] += 1
+            batch = self._collect()
             try:
-                vectors = self._encode([text for text, _ in batch])
-            except Exception:  # one bad question must not fail the others: find it by embedding each alone
-                for item in batch:
-                    self._one(*item)
-                continue
-            for (_, future), vector in zip(batch, vectors, strict=True):
-                future.set_result(vector)
+                self._embed(batch)
+            except BaseException as exc:  # the worker must outlive anything one batch does
+                for _, future in batch:
+                    _settle(future, error=exc)
 
-    def _one(self, text: str, future: Future[np.ndarray]) -> None:
+    def _collect(self) -> list[tuple[str, Future[np.ndarray]]]:
+        batch = [self._queue.get()]
+        deadline = time.monotonic() + self._wait
+        while len(batch) < self._max:
+            try:  # what is already waiting joins at once; then wait out the window
+                batch.append(self._queue.get(timeout=max(0.0, deadline - time.monotonic())))
+            except queue.Empty:
+                break
+        return [(text, future) for text, future in batch if future.set_running_or_notify_cancel()]
+
+    def _embed(self, batch: list[tuple[str, Future[np.ndarray]]]) -> None:
+        if not batch:
+            return
+        self.batch_sizes[len(batch)] += 1
         try:
-            future.set_result(self._encode([text])[0])
-        except Exception as exc:
-            future.set_exception(exc)
+            vectors = self._encode([text for text, _ in batch])
+            if len(vectors) != len(batch):
+                raise ValueError(f"the encoder gave {len(vectors)} vectors for {len(batch)} questions")
+        except Exception:  # one bad question must not fail the others: find it by embedding each alone
+            for text, future in batch:
+                try:
+                    _settle(future, result=self._encode([text])[0])
+                except Exception as exc:
+                    _settle(future, error=exc)
+            return
+        for (_, future), vector in zip(batch, vectors, strict=True):
+            _settle(future, result=vector)
+
+
+def _settle(future: Future[np.ndarray], result: np.ndarray | None = None, error: BaseException | None = None) -> None:
+    """Give `future` its result or error, unless it has one already (a caller that gave up, a batch that failed late)."""
+    if future.done():
+        return
+    with contextlib.suppress(concurrent.futures.InvalidStateError):
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)  # type: ignore[arg-type]
 
 
 def query_embedder(settings: Settings, batching: bool) -> Callable[[str], np.ndarray]:

@@ -11,6 +11,7 @@ import json
 import math
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -25,7 +26,12 @@ FREE_PREFIXES = ("/healthz", "/assets/", "/static/", "/documents/", "/gradio_api
 
 
 class RateLimiter:
-    """Token buckets keyed by client: `rate` tokens a second, holding at most `burst`; `rate` 0 = no limit."""
+    """Token buckets keyed by client: `rate` tokens a second, holding at most `burst`; `rate` 0 = no limit.
+
+    At most `max_clients` buckets are kept, in the order their clients last asked (an `OrderedDict`): a new
+    client past the cap pushes out the one that has been quiet longest, whose next request starts from a full
+    bucket. Memory stays bounded, and each request costs the same whatever the number of clients.
+    """
 
     def __init__(self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic,
                  max_clients: int = 100_000):
@@ -33,7 +39,7 @@ class RateLimiter:
         self.burst = float(burst)
         self._clock = clock
         self._max = max_clients
-        self._buckets: dict[str, tuple[float, float]] = {}  # client -> (tokens, when counted)
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # client -> (tokens, when counted)
         self._lock = threading.Lock()
 
     @property
@@ -48,21 +54,13 @@ class RateLimiter:
             return 0.0
         now = self._clock()
         with self._lock:
-            tokens, then = self._buckets.get(client, (self.burst, now))
+            tokens, then = self._buckets.pop(client, (self.burst, now))
             tokens = min(self.burst, tokens + (now - then) * self.rate)
-            if tokens >= 1.0:
-                self._buckets[client] = (tokens - 1.0, now)
-                if len(self._buckets) > self._max:
-                    self._forget_full(now)
-                return 0.0
-            self._buckets[client] = (tokens, now)
-            return (1.0 - tokens) / self.rate
-
-    def _forget_full(self, now: float) -> None:
-        # A bucket that has refilled says nothing a fresh one would not: drop it to bound memory.
-        full = [c for c, (tokens, then) in self._buckets.items() if tokens + (now - then) * self.rate >= self.burst]
-        for client in full:
-            del self._buckets[client]
+            spent = tokens >= 1.0
+            self._buckets[client] = (tokens - 1.0 if spent else tokens, now)  # now the most recent
+            if len(self._buckets) > self._max:
+                self._buckets.popitem(last=False)  # the client quiet the longest
+            return 0.0 if spent else (1.0 - tokens) / self.rate
 
 
 def client_key(scope: dict[str, Any]) -> str:
