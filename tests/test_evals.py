@@ -294,3 +294,19 @@ def test_gold_metrics_input_errors_and_outages() -> None:
     assert m["false_refusal_rate"] == 0.0  # neither the input error nor the outage is a refusal
     assert m["refusal_accuracy"] == 0.0
     assert m["pass_rate"] == round(3 / 7, 4)  # the outage is not judged
+
+
+def test_a_refusing_gate_exits_3_by_its_verdict_whatever_its_words(tiny_corpus: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                    model: object) -> None:
+    """The exit code comes from the verdict's type (`GateRefusedError`), never from the message's text."""
+    from partnerbot.evaluation import gate
+    from partnerbot.types import GateVerdict
+
+    monkeypatch.setenv("PARTNERBOT_CORPUS_DIR", str(tiny_corpus))
+    assert CliRunner().invoke(app, ["index", "--no-eval"]).exit_code == 0
+    monkeypatch.setenv("PARTNERBOT_EVAL_GATE", "true")
+    monkeypatch.setattr(gate, "reindex_gate", lambda *_a, **_k: lambda _v: GateVerdict(False, "Nope: worse."))
+    (tiny_corpus / "beta.md").write_text((tiny_corpus / "beta.md").read_text() + "\nThe task force keeps an archive.\n")
+    result = CliRunner().invoke(app, ["index", "--cases", str(tiny_corpus)])
+    assert result.exit_code == 3 and "Error: Nope: worse." in result.output, result.output
+    assert "active version:" not in result.output

@@ -156,3 +156,63 @@ def test_api_survives_hostile_input(api_server: Server, question: str, history: 
     assert set(data) >= {"question", "answer", "refused", "sources", "timings_ms"} or data["error"]["code"] == "invalid_input"
     _clean(data)
     assert httpx.get(f"{api_server.url}/healthz").status_code == 200
+
+
+# -- store failures, told apart by type ---------------------------------------------------------------------------
+
+class _Failing:
+    """A Chroma client whose every call raises `error`."""
+
+    def __init__(self, error: Exception):
+        self.error = error
+
+    def get_collection(self, name: str) -> None:
+        raise self.error
+
+
+def test_store_failures_are_told_apart_by_type_not_by_words() -> None:
+    import chromadb.errors
+
+    from partnerbot.errors import IndexNotBuiltError, StoreError, StoreUnavailableError
+    from partnerbot.index import store
+
+    with pytest.raises(IndexNotBuiltError, match="no index has been built yet"):
+        store.read_pointer(_Failing(chromadb.errors.NotFoundError("Collection [partnerbot-active] does not exist")))
+    # Chroma failing in another way is a store error, not "no index built yet".
+    with pytest.raises(StoreError, match="disk I/O error") as failed:
+        store.read_pointer(_Failing(chromadb.errors.InternalError("disk I/O error")))
+    assert not isinstance(failed.value, (StoreUnavailableError, IndexNotBuiltError))
+    # Unreachable is a type (httpx's transport errors, sockets' errors), whatever the message says.
+    for down in (httpx.ConnectError("[Errno 111]"), httpx.ReadTimeout("read"), ConnectionResetError()):
+        with pytest.raises(StoreUnavailableError):
+            store.read_pointer(_Failing(down))
+    wordy = ValueError("cannot connect: connection refused, timed out")  # words alone say nothing
+    with pytest.raises(ValueError, match="connection refused"):
+        store.read_pointer(_Failing(wordy))
+    chained = RuntimeError("the request failed")
+    chained.__cause__ = httpx.ConnectError("refused")
+    assert not store.unreachable(wordy) and store.unreachable(chained)
+
+
+def test_the_reindex_gate_lets_nothing_through_when_the_active_pointer_cannot_be_read(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from partnerbot.errors import IndexNotBuiltError, PointerDamagedError, StoreUnavailableError
+    from partnerbot.evaluation.gate import reindex_gate
+    from partnerbot.index import store
+
+    gate = reindex_gate(Settings(), tmp_path / "cases.yaml")
+    monkeypatch.setattr(store, "connect", lambda _settings: object())
+
+    def pointer(error: Exception) -> None:
+        def read(_client: object) -> store.Pointer:
+            raise error
+        monkeypatch.setattr(store, "read_pointer", read)
+
+    pointer(PointerDamagedError("the active-version pointer is damaged ('x')"))
+    verdict = gate("v20260101T000000-abcdef")
+    assert not verdict.passed and "cannot read it" in verdict.message and "--force" in verdict.message
+    pointer(StoreUnavailableError("the vector store is unreachable"))
+    with pytest.raises(StoreUnavailableError):  # the build stops: nothing is switched
+        gate("v20260101T000000-abcdef")
+    pointer(IndexNotBuiltError("no index has been built yet"))
+    assert gate("v20260101T000000-abcdef").passed  # a first build has nothing to compare with

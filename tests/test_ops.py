@@ -17,10 +17,10 @@ import pexpect
 import pytest
 from typer.testing import CliRunner
 
-from conftest import ROOT, ChromaServer, FakeClock, cli_env, eventually, free_port, wait_http
+from conftest import ROOT, ChromaServer, FakeClock, Server, cli_env, eventually, free_port, wait_http
 from partnerbot.answering.assistant import Assistant
 from partnerbot.cli import app
-from partnerbot.errors import ConfigError, IndexLockedError
+from partnerbot.errors import ConfigError, IndexLockedError, PartnerbotError
 from partnerbot.index import lease, store
 from partnerbot.index.build import build_index
 from partnerbot.index.snapshots import IndexSnapshots
@@ -273,6 +273,44 @@ def test_serve_log_level_reaches_uvicorn(tmp_path: Path, tiny_corpus: Path, mode
     assert "loading the model and the index..." in text
     assert "Application startup complete" in text  # uvicorn's info-level log
     assert '"path": "/healthz"' in text  # requests go to partnerbot's JSON access log, not uvicorn's
+
+
+def test_serve_refuses_to_start_when_its_writer_cannot_be_built(tmp_path: Path, tiny_corpus: Path,
+                                                                model: object) -> None:
+    """With `llm_url` set and no verification threshold, `serve` stops before listening, naming the file."""
+    data = tmp_path / "data"
+    build_index(Settings(data_dir=data, corpus_dir=tiny_corpus))
+    missing = tmp_path / "no-verify.json"
+    settings = Settings(data_dir=data, corpus_dir=tiny_corpus, llm_url="http://127.0.0.1:9/v1", verifier_path=missing)
+    with pytest.raises(PartnerbotError, match=r"no-verify\.json"):
+        Assistant(settings).check()
+    env = cli_env(data, tiny_corpus) | {"PARTNERBOT_LLM_URL": "http://127.0.0.1:9/v1",
+                                        "PARTNERBOT_VERIFIER_PATH": str(missing)}
+    done = subprocess.run([sys.executable, "-m", "partnerbot.cli", "serve", "--port", str(free_port())], env=env,
+                          capture_output=True, text=True, timeout=90)  # it used to start, and answer "not ready"
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert str(missing) in done.stderr.strip().splitlines()[-1], done.stderr
+
+
+def test_a_client_that_sends_its_request_slowly_is_cut_off(tmp_path: Path, tiny_corpus: Path, model: object) -> None:
+    """A half-sent request (slowloris) is closed after the read timeout; the server answers everyone else."""
+    data = tmp_path / "data"
+    build_index(Settings(data_dir=data, corpus_dir=tiny_corpus))
+    srv = Server(data, tiny_corpus, env={"PARTNERBOT_READ_TIMEOUT": "1"})
+    try:
+        slow = [socket.create_connection(("127.0.0.1", srv.port)) for _ in range(20)]
+        for i, conn in enumerate(slow):
+            conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n" if i % 2 else b"POST /api/ask HTTP/1.1\r\n"
+                         b"Host: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
+            conn.settimeout(10)
+        assert httpx.get(f"{srv.url}/healthz").status_code == 200  # everyone else is served meanwhile
+        t0 = time.monotonic()
+        assert all(conn.recv(100) == b"" for conn in slow)  # each closed by the server, headers or body half-sent
+        assert time.monotonic() - t0 < 5
+        for conn in slow:
+            conn.close()
+    finally:
+        srv.stop()
 
 
 # -- progress ------------------------------------------------------------------------------------------------------
