@@ -365,3 +365,20 @@ def test_store_outage_is_503_unavailable_on_every_endpoint(tmp_path: Path, tiny_
         assert "4817" in back.json()["answer"]
     finally:
         srv.stop()
+
+
+def test_one_history_rule_on_every_front_end(api: Server) -> None:
+    """Any number of earlier turns may be sent (within the body limit); every front end reads the last six."""
+    topic = "Tell me about the Border Enforcement Security Task Forces"
+    long = ["What is HERO Corps?"] * 300 + [topic]
+    want = ask(api, 60, {"question": "When were they created?", "history": long[-6:]}).json()
+    assert want["sources"] and want["sources"][0]["doc_id"] == "best"
+    for turns in (long[-51:], long):
+        r = ask(api, 61, {"question": "When were they created?", "history": turns})
+        assert r.status_code == 200, r.text
+        assert (r.json()["answer"], r.json()["sources"]) == (want["answer"], want["sources"])
+    via_gradio = api.ask("When were they created?", long, headers=as_client(62))
+    assert (via_gradio["answer"], via_gradio["sources"]) == (want["answer"], want["sources"])
+    messages: list[Any] = [{"role": "user", "content": h} for h in [*long, "When were they created?"]]
+    extra = oai(api, 63).chat.completions.create(model="partnerbot", messages=messages).model_extra["partnerbot"]  # type: ignore[index]
+    assert (extra["answer"], extra["sources"]) == (want["answer"], want["sources"])

@@ -84,3 +84,20 @@ def test_assistant_replies_in_the_question_language(assistant: Assistant) -> Non
     assert answer.text == REPLIES["SPANISH"].text and answer.text != REFUSAL
     english = assistant.ask("When was the Cyber Crimes Center established?")
     assert english.language == "en" and not english.refused
+
+
+@pytest.mark.parametrize(("typed", "plain"), [
+    ("What is the ２８７（ｇ） program?", "What is the 287(g) program?"),  # full-width forms
+    ("２８７（ｇ）", "287(g)"),  # once declined, while "287(g)" was not
+    ("How many ２８７ｇ agreements are there?", "How many 287g agreements are there?"),
+    ("What does ＨＥＲＯ Ｃｏｒｐｓ do?", "What does HERO Corps do?"),
+    ("What is the ﬁrst BEST?", "What is the first BEST?"),  # a ligature
+])
+def test_compatibility_forms_match_as_their_plain_spelling_and_show_as_typed(assistant: Assistant, typed: str,
+                                                                           plain: str) -> None:
+    from partnerbot.sanitize import fold
+
+    assert fold(typed) == plain
+    got, want = assistant.ask(typed), assistant.ask(plain)
+    assert (got.outcome, got.text, got.sources) == (want.outcome, want.text, want.sources)
+    assert got.question == typed  # what was typed is what is shown
