@@ -30,8 +30,8 @@ from partnerbot.index.embed import QueryBatcher, embed_queries
 from partnerbot.settings import Settings
 from partnerbot.types import Answer
 
-ANSWER_KEYS = {"question", "answer", "outcome", "refused", "unavailable", "language", "mode", "fallback", "sources",
-               "timings_ms"}
+ANSWER_KEYS = {"question", "answer", "outcome", "refused", "unavailable", "notice", "passages", "language", "mode",
+               "fallback", "sources", "timings_ms"}
 ERROR_CODES = {"invalid_input", "invalid_request", "invalid_body", "body_too_large", "length_required", "not_found",
                "method_not_allowed", "rate_limited", "unavailable", "not_ready", "internal_error"}
 ORDINARY = ["What is HERO Corps?", "What is the Criminal Alien Program?",

@@ -4,6 +4,7 @@ test-artifacts/page-<width>-<state>.png."""
 
 from __future__ import annotations
 
+import itertools
 import re
 from typing import Any
 
@@ -312,4 +313,76 @@ def test_the_api_is_for_developers_at_docs_not_on_the_page(server: Server, brows
     page = open_page(browser, server, 390)
     expect(page.get_by_text("Use via API")).to_have_count(0)
     expect(page.locator("footer a, footer button")).to_have_count(0)
+    page.close()
+
+
+# -- what each answer costs on the wire, and what the asker typed ------------------------------------------------
+def answer_payloads(page: Page, question: str, turns: int) -> list[int]:
+    """The bytes the page receives on Gradio's event stream for each of `turns` answers to `question`.
+
+    Counted by the browser itself (Chrome's network events), between one question and the next; the last
+    answer's bytes are counted once the stream has been quiet for half a second.
+    """
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Network.enable")
+    urls: dict[str, str] = {}
+    received: dict[str, int] = {}
+    cdp.on("Network.requestWillBeSent", lambda ev: urls.__setitem__(ev["requestId"], ev["request"]["url"]))
+    cdp.on("Network.dataReceived",
+           lambda ev: received.__setitem__(ev["requestId"], received.get(ev["requestId"], 0) + ev["dataLength"]))
+
+    def streamed() -> int:
+        return sum(n for r, n in received.items() if "/queue/data" in urls.get(r, ""))
+
+    marks = [streamed()]
+    for k in range(turns):
+        ask_in_page(page, question, k)
+        marks.append(streamed())
+    quiet = 0
+    while quiet < 5:  # the stream's last message can arrive after the answer is shown
+        page.wait_for_timeout(100)
+        quiet, marks[-1] = (quiet + 1, marks[-1]) if streamed() == marks[-1] else (0, streamed())
+    return [b - a for a, b in itertools.pairwise(marks)]
+
+
+def test_an_answer_costs_the_same_however_long_the_conversation(server: Server, browser: Browser) -> None:
+    """Each question sends its own turn: the 50th answer carries no earlier turn and no document."""
+    page = open_page(browser, server, 1280, 900)
+    sizes = answer_payloads(page, ANSWERED, 50)
+    first, last = sum(sizes[:5]) / 5, sum(sizes[-5:]) / 5  # five each: a message can be counted a turn late
+    assert last <= 1.2 * first, (sizes[:5], sizes[-5:])
+    assert first < 40_000, sizes[:5]  # an answer, its cards and their paragraphs; no whole document
+    expect(page.locator("#chat .pb-msg")).to_have_count(50)  # yet the chat shows the whole conversation
+    expect(page.locator("#chat .pb-asked")).to_have_count(50)
+    whole = message(page, 1).locator("details.pb-whole").first  # the first answer's document, fetched when opened
+    assert whole.locator(".pb-doc h1").count() == 0
+    message(page, 1).locator("details.pb-sources > summary").click()
+    with page.expect_response(re.compile(r"/documents/")) as fetched:
+        whole.locator("summary").click()
+    assert fetched.value.status == 200
+    expect(whole.locator(".pb-doc h1")).to_have_count(1)
+    page.close()
+
+
+def test_the_asker_s_words_are_plain_text_and_nothing_they_name_is_fetched(server: Server, browser: Browser) -> None:
+    page = open_page(browser, server, 1280)
+    fetched: list[str] = []
+    page.context.route("https://example.org/**", lambda route: (fetched.append(route.request.url), route.abort()))
+    asked = "![t](https://example.org/x.png) What is **BEST**?"
+    ask_in_page(page, asked, 0)
+    page.wait_for_timeout(300)
+    assert fetched == [] and page.locator("#chat img").count() == 0  # no image, so nothing fetched
+    bubble = page.locator("#chat [data-testid='user']").first
+    expect(bubble).to_have_text(asked)  # the Markdown as typed, not an image and bold text
+    page.close()
+
+
+def test_a_question_that_grows_when_cleaned_gets_its_error_in_the_chat(server: Server, browser: Browser) -> None:
+    """1,000 × U+0958 is 2,000 characters once normalised: the reply says it is too long (it once broke the page)."""
+    page = open_page(browser, server, 1280)
+    ask_in_page(page, "\u0958" * 1000, 0)
+    reply = page.locator("#chat .pb-msg").first
+    expect(reply).to_have_class(re.compile("pb-problem"))
+    expect(reply).to_contain_text("too long")
+    expect(page.locator("#chat [data-testid='user']")).to_have_count(1)
     page.close()

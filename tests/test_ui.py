@@ -37,8 +37,8 @@ def ask_in_page(page: Page, question: str, answers_before: int) -> None:
 
 def test_api_returns_cited_answers_refusals_and_follow_ups(server: Server) -> None:
     data = server.ask("What is the Criminal Alien Program?")
-    assert set(data) == {"question", "answer", "outcome", "refused", "unavailable", "language", "mode", "fallback", "sources",
-                         "timings_ms"}
+    assert set(data) == {"question", "answer", "outcome", "refused", "unavailable", "notice", "passages", "language",
+                         "mode", "fallback", "sources", "timings_ms"}
     assert not data["refused"] and "[1]" in data["answer"] and data["unavailable"] is False
     assert data["sources"][0]["doc_id"] == "criminal-alien-program"
     refused = server.ask("What is the capital of France?")
