@@ -146,7 +146,7 @@ def test_status_reports_version_and_stale_documents(tmp_path: Path, tiny_corpus:
         status(s)
     build_index(s)
     st = status(s)
-    assert (st.documents, st.embed_model, st.stale) == (3, Settings().index.model_name, ())
+    assert (st.documents, st.embed_model, st.stale) == (3, Settings().index.embedding().name, ())
     (tiny_corpus / "beta.md").write_text((tiny_corpus / "beta.md").read_text() + "\nA new sentence.\n")
     assert status(s).stale == ("beta",)
 

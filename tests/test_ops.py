@@ -177,7 +177,7 @@ def test_settings_come_from_the_nearest_project_file(tmp_path: Path, tiny_corpus
     s = Settings()
     assert (s.serving.port, s.data_dir) == (7001, root / "state")  # .env beats the file; its paths are root-relative too
     (root / ".env").write_text("PARTNERBOT_PORT=7001\nPARTNERBOT_DATA_DIRR=state\n")
-    with pytest.raises(ValueError, match=r"data_dirr\s+Extra inputs are not permitted"):
+    with pytest.raises(ConfigError, match=rf"unknown setting\(s\) PARTNERBOT_DATA_DIRR in {root / '.env'}"):
         Settings()
     (root / ".env").write_text("PARTNERBOT_PORT=7001\nPARTNERBOT_DATA_DIR=state\nOTHER_TOOL=ignored\n")
     monkeypatch.setenv("PARTNERBOT_PORT", "7002")
@@ -195,6 +195,34 @@ def test_settings_come_from_the_nearest_project_file(tmp_path: Path, tiny_corpus
     own.write_text("corpus_dir = [unclosed\n")
     with pytest.raises(ConfigError, match=rf"{own}: cannot read the project settings"):
         Settings()
+
+
+def test_an_unknown_partnerbot_variable_is_an_error_naming_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PARTNERBOT_CHUNKSIZE", "100")  # a typo of PARTNERBOT_CHUNK_SIZE: once silently ignored
+    with pytest.raises(ConfigError, match=r"unknown setting\(s\) PARTNERBOT_CHUNKSIZE in the environment.*chunk_size"):
+        Settings()
+    result = CliRunner().invoke(app, ["status"])
+    assert result.exit_code == 1 and "PARTNERBOT_CHUNKSIZE" in result.output
+    monkeypatch.delenv("PARTNERBOT_CHUNKSIZE")
+    monkeypatch.setenv("PARTNERBOT_CHUNK_SIZE", "100")  # every existing name still works, in whichever group it sits
+    monkeypatch.setenv("PARTNERBOT_PORT", "7001")
+    monkeypatch.setenv("OTHER_TOOL_SETTING", "x")  # other tools' variables are theirs
+    s = Settings(rate_limit=0)
+    assert (s.index.chunk_size, s.serving.port, s.serving.rate_limit) == (100, 7001, 0)
+
+
+def test_setting_names_are_unique_across_groups_and_reading_them_touches_no_model(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from partnerbot import artifact
+    from partnerbot.settings import FIELDS, GROUP_FIELDS
+
+    names = [n for group in GROUP_FIELDS.values() for n in group]
+    assert len(names) == len(set(names)) and set(names) < set(FIELDS)
+    monkeypatch.setattr(artifact, "weights_sha256", lambda _folder: pytest.fail("settings hashed the weights"))
+    monkeypatch.setattr(artifact, "is_artifact", lambda _folder: pytest.fail("settings looked for a model"))
+    s = Settings(embed_model="/nowhere/model")
+    copy = s.updated(chunk_size=100)
+    assert (copy.index.embed_model, copy.index.chunk_size, s.index.chunk_size) == ("/nowhere/model", 100, 200)
 
 
 def test_this_repository_is_a_project_root(monkeypatch: pytest.MonkeyPatch) -> None:

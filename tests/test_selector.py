@@ -69,7 +69,7 @@ def test_shipped_selector_loads_and_the_index_records_it(assistant: Assistant) -
     assert "cross_validated" in selector.fitted
     state = assistant.snapshots.current()
     assert assistant.reader.selector.id == selector.id and state.version
-    assert selector.embed_sha256 == assistant.settings.index.model_sha256  # fitted with the model that serves
+    assert selector.embed_sha256 == assistant.settings.index.embedding().sha256  # fitted with the model that serves
 
 
 def test_selector_artifact_round_trip_and_tampering(tmp_path: Path) -> None:
@@ -161,7 +161,7 @@ def test_tune_is_reproducible_and_refuses_the_test_split(real_index: Path, tmp_p
     a, b = runs
     assert a.model_sha256 == b.model_sha256 == read_manifest(tmp_path / "a")["sha256"]
     assert a.selector_id == b.selector_id and (tmp_path / "a.json").read_bytes() == (tmp_path / "b.json").read_bytes()
-    assert a.model_sha256 != settings.index.model_sha256  # it did train: the weights moved
+    assert a.model_sha256 != settings.index.embedding().sha256  # it did train: the weights moved
     assert set(a.figures) >= {"helpful_rate", "answer_accuracy", "wrong_answer_rate", "false_refusal_rate",
                               "refusal_accuracy", "uncertain_rate", "scope_auc"}
     assert read_selector(tmp_path / "a.json").embed_sha256 == a.model_sha256
@@ -191,13 +191,13 @@ def test_a_changed_model_file_is_an_error_naming_it(tmp_path: Path) -> None:
 
     copy = tmp_path / "embedder"
     shutil.copytree(tuned_model_dir(), copy)
-    assert read_manifest(copy)["sha256"] == Settings(embed_model=str(copy)).index.model_sha256
+    assert read_manifest(copy)["sha256"] == Settings(embed_model=str(copy)).index.embedding().sha256
     weights = copy / "model.safetensors"
     body = bytearray(weights.read_bytes())
     body[-1] ^= 0xFF
     weights.write_bytes(bytes(body))
     with pytest.raises(ModelArtifactError, match=r"model.safetensors: SHA-256 .* does not match .*run `partnerbot tune`"):
-        Settings(embed_model=str(copy)).index.model_sha256  # noqa: B018
+        Settings(embed_model=str(copy)).index.embedding().sha256  # noqa: B018
 
 
 def test_an_index_embedded_with_another_model_stops_ask_with_the_command_to_run(tiny_corpus: Path) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,38 @@ def weights_sha256_cached(folder: Path) -> str:
 def _sha_cached(folder: str, _mtime: float) -> str:
     return weights_sha256(Path(folder))
 
+
+
+@dataclass(frozen=True)
+class EmbeddingModel:
+    """The embedding model a configuration names, resolved: where it is, its name, and its weights' hash."""
+
+    path: str
+    """The model's folder."""
+    name: str
+    """A machine-independent name, recorded in the index: the folder's name, or the shipped model's."""
+    sha256: str
+    """The SHA-256 of its weights (a tuned model's is its manifest's, checked against the weights)."""
+
+
+def embedding_model(configured: str, tuned: Path, base: str) -> EmbeddingModel:
+    """The model `configured` names (a folder), else the tuned model at `tuned` if there is one, else `base`.
+
+    Reads the disk: a tuned model's manifest, checked against its weights, or the base model's weights, hashed
+    (each once per process and weights file).
+
+    Raises:
+        ModelArtifactError: a tuned model's weights are missing or do not match their manifest.
+    """
+    if configured:
+        path, name = configured, Path(configured).name
+    elif is_artifact(tuned):
+        path, name = str(tuned), "all-MiniLM-L6-v2-partnerbot"
+    else:
+        path, name = base, "all-MiniLM-L6-v2"
+    folder = Path(path)
+    sha = str(read_manifest(folder)["sha256"]) if is_artifact(folder) else weights_sha256_cached(folder)
+    return EmbeddingModel(path, name, sha)
 
 
 def read_manifest(folder: Path) -> dict[str, Any]:

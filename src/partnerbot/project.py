@@ -1,9 +1,13 @@
-"""Where settings come from besides arguments: the project root's file and `PARTNERBOT_*` variables.
+"""Where settings come from besides arguments: `PARTNERBOT_*` variables, the project root's `.env` and its file.
 
 The project root is the nearest folder, at or above the current directory, holding a `partnerbot.toml` or
-a `pyproject.toml` with a `[tool.partnerbot]` table. Relative paths in that file and in the root's `.env`
-resolve against the root. `settings.Settings` reads these sources; this module knows no setting by name
-beyond the folders whose defaults move to the root.
+a `pyproject.toml` with a `[tool.partnerbot]` table. The sources are pydantic-settings' own: the
+environment (`EnvSettingsSource`), the root's `.env` (`DotEnvSettingsSource`) and the project file
+(`TomlConfigSettingsSource`: `partnerbot.toml`, or the `[tool.partnerbot]` table of `pyproject.toml`). This
+module adds what they do not do: each source gives a settings class only its own fields (every settings
+group reads the same flat names, `PARTNERBOT_CHUNK_SIZE`), relative paths from the root's files resolve
+against the root, and a `PARTNERBOT_*` variable or a project-file key that is no setting is an error
+naming it (`check_names`). It knows no setting by name beyond the folders whose defaults move to the root.
 """
 
 from __future__ import annotations
@@ -14,52 +18,22 @@ from pathlib import Path
 from typing import Any
 
 from pydantic.fields import FieldInfo
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
+from pydantic_settings import (
+    BaseSettings,
+    DotEnvSettingsSource,
+    EnvSettingsSource,
+    InitSettingsSource,
+    PydanticBaseSettingsSource,
+    TomlConfigSettingsSource,
+)
 
 from partnerbot.errors import ConfigError
 
 PROJECT_FILE = "partnerbot.toml"
+PREFIX = "PARTNERBOT_"
+TABLE = ("tool", "partnerbot")  # the table of pyproject.toml that holds the settings
 # Path settings whose defaults move to the project root when there is one.
 ROOTED_DEFAULTS = {"data_dir": ".partnerbot", "corpus_dir": "corpus", "evals_dir": "evals"}
-PREFIX = "PARTNERBOT_"
-
-
-def dotenv(path: Path) -> dict[str, str | None]:
-    from dotenv import dotenv_values
-
-    return dict(dotenv_values(path)) if path.is_file() else {}
-
-
-class Variables(PydanticBaseSettingsSource):
-    """Settings from `PARTNERBOT_<NAME>` variables (the environment or a `.env` file), by name.
-
-    Other tools' variables are ignored. An unknown `PARTNERBOT_*` name is passed on, so that validation
-    names it as an extra input, unless `unknown_is_error` is off (the environment may hold anything).
-    Relative paths resolve against `root` when one is given.
-    """
-
-    def __init__(self, settings_cls: type[BaseSettings], fields: dict[str, FieldInfo],
-                 variables: dict[str, str | None], *, unknown_is_error: bool = True, root: Path | None = None):
-        super().__init__(settings_cls)
-        self.fields = fields
-        self.variables = variables
-        self.unknown_is_error = unknown_is_error
-        self.root = root
-
-    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
-        return None, field_name, False  # unused: `__call__` reads every variable at once
-
-    def __call__(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for key, value in self.variables.items():
-            if not key.upper().startswith(PREFIX) or value is None:
-                continue
-            name = key[len(PREFIX):].lower()
-            if name in self.fields:
-                out[name] = resolve(self.fields[name], value, self.root) if self.root else value
-            elif self.unknown_is_error:
-                out[name] = value
-        return out
 
 
 @dataclass(frozen=True)
@@ -71,18 +45,10 @@ class Project:
     table: dict[str, Any]
     where: str  # how the table is named in messages: "partnerbot.toml" or "[tool.partnerbot]"
 
-    def values(self, fields: dict[str, FieldInfo]) -> dict[str, Any]:
-        """The table's settings by name, relative paths resolved against the root, over root-based defaults.
-
-        Raises:
-            ConfigError: a key that is not a setting.
-        """
-        unknown = sorted(set(self.table) - set(fields))
-        if unknown:
-            raise ConfigError(f"{self.file}: unknown setting(s) {', '.join(unknown)} in {self.where}; "
-                              f"known: {', '.join(sorted(fields))}")
-        rooted = {k: str(self.root / v) for k, v in ROOTED_DEFAULTS.items()}
-        return rooted | {k: resolve(fields[k], v, self.root) for k, v in self.table.items()}
+    def file_source(self, settings_cls: type[BaseSettings]) -> PydanticBaseSettingsSource:
+        """The project file's settings for `settings_cls`, read by pydantic-settings' TOML source."""
+        source = TomlConfigSettingsSource(settings_cls, toml_file=self.file)
+        return Own(source, self.root, table=() if self.where == PROJECT_FILE else TABLE)
 
 
 def find_project(start: Path) -> Project | None:
@@ -97,7 +63,9 @@ def find_project(start: Path) -> Project | None:
             return Project(folder, own, _read_toml(own), PROJECT_FILE)
         pyproject = folder / "pyproject.toml"
         if pyproject.is_file():
-            table = _read_toml(pyproject).get("tool", {}).get("partnerbot")
+            table: Any = _read_toml(pyproject)
+            for key in TABLE:
+                table = table.get(key) if isinstance(table, dict) else None
             if isinstance(table, dict):
                 return Project(folder, pyproject, table, "[tool.partnerbot]")
     return None
@@ -115,3 +83,72 @@ def resolve(field: FieldInfo, value: Any, root: Path) -> Any:
     if field.annotation is Path and isinstance(value, str) and value and not Path(value).is_absolute():
         return str(root / value)
     return value
+
+
+class Own(PydanticBaseSettingsSource):
+    """Another source's values for the settings class's own fields only, relative paths resolved against `root`.
+
+    Every settings group reads the same `.env` and project file, each taking its own names from them.
+    """
+
+    def __init__(self, source: PydanticBaseSettingsSource, root: Path | None = None, table: tuple[str, ...] = ()):
+        """`table`: the keys of the table, within what `source` reads, that holds the settings (`tool.partnerbot`)."""
+        super().__init__(source.settings_cls)
+        self.source = source
+        self.root = root
+        self.table = table
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # unused: `__call__` takes the wrapped source's values at once
+
+    def __call__(self) -> dict[str, Any]:
+        fields = self.settings_cls.model_fields
+        found: Any = self.source()
+        for key in self.table:
+            found = found.get(key, {}) if isinstance(found, dict) else {}
+        return {k: resolve(fields[k], v, self.root) if self.root else v
+                for k, v in found.items() if k in fields}
+
+
+def sources(settings_cls: type[BaseSettings], init: PydanticBaseSettingsSource,
+            rooted_defaults: bool = False) -> tuple[PydanticBaseSettingsSource, ...]:
+    """A settings class's sources, highest priority first: arguments, the environment, `.env`, the project file
+    (and, with `rooted_defaults`, the folders' defaults at the project root).
+
+    Raises:
+        ConfigError: a project file is not valid TOML.
+    """
+    env = EnvSettingsSource(settings_cls, env_prefix=PREFIX, case_sensitive=False)
+    project = find_project(Path.cwd())
+    if project is None:
+        return init, env, Own(DotEnvSettingsSource(settings_cls, env_file=Path(".env"), env_prefix=PREFIX))
+    dotenv = Own(DotEnvSettingsSource(settings_cls, env_file=project.root / ".env", env_prefix=PREFIX), project.root)
+    found: tuple[PydanticBaseSettingsSource, ...] = (init, env, dotenv, project.file_source(settings_cls))
+    if rooted_defaults:
+        defaults = InitSettingsSource(settings_cls, {k: str(project.root / v) for k, v in ROOTED_DEFAULTS.items()})
+        found += (Own(defaults),)
+    return found
+
+
+def check_names(settings_cls: type[BaseSettings], known: set[str]) -> None:
+    """Every `PARTNERBOT_*` variable (the environment, the `.env` file) and every project-file key is a setting.
+
+    Raises:
+        ConfigError: one that is not, named with where it was found and the known names.
+    """
+    project = find_project(Path.cwd())
+    env_file = project.root / ".env" if project else Path(".env")
+    places = [("the environment", EnvSettingsSource(settings_cls, env_prefix=PREFIX, case_sensitive=False).env_vars),
+              (str(env_file), DotEnvSettingsSource(settings_cls, env_file=env_file, env_prefix=PREFIX).env_vars)]
+    listing = ", ".join(sorted(known))
+    for where, variables in places:
+        unknown = sorted(k.upper() for k in variables if k.upper().startswith(PREFIX)
+                         and k[len(PREFIX):].lower() not in known)
+        if unknown:
+            raise ConfigError(f"unknown setting(s) {', '.join(unknown)} in {where}; known (after {PREFIX}, in upper "
+                              f"case): {listing}")
+    if project is not None:
+        unknown = sorted(set(project.table) - known)
+        if unknown:
+            raise ConfigError(f"{project.file}: unknown setting(s) {', '.join(unknown)} in {project.where}; "
+                              f"known: {listing}")

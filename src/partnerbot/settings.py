@@ -4,19 +4,25 @@ The project root is the nearest folder, at or above the current directory, holdi
 `partnerbot.toml` or a `pyproject.toml` with a `[tool.partnerbot]` table. Relative paths in that
 file and in the root's `.env` resolve against the root, so partnerbot behaves the same from any
 subfolder. Precedence, highest first: arguments, environment, `.env`, project file, defaults.
+
+Every group of settings is a `BaseSettings` of its own, reading its fields from pydantic-settings' sources
+under one prefix, `PARTNERBOT_` (`project.sources`); names are unique across groups (checked on import), so
+`PARTNERBOT_CHUNK_SIZE` is `settings.index.chunk_size`. An unknown `PARTNERBOT_*` name is an error naming it.
+Settings are data: nothing here reads a model or hashes weights; `IndexSettings.embedding()` resolves the
+embedding model, once, when it is asked for.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, PrivateAttr, field_validator, model_validator
 from pydantic.fields import FieldInfo
-from pydantic_settings import BaseSettings, InitSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from partnerbot.project import Variables, dotenv, find_project
+from partnerbot import project
+from partnerbot.artifact import EmbeddingModel, embedding_model
 
 
 def bundled_model_path() -> str:
@@ -41,10 +47,20 @@ def bundled_selector_path() -> Path:
     return Path(__file__).parent / "models" / "selector.json"
 
 
-class IndexSettings(BaseModel):
-    """How the corpus is embedded and stored, and how a reindex runs."""
+class Group(BaseSettings):
+    """A group of settings, read by its fields' own names from every source (`project.sources`)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = SettingsConfigDict(extra="forbid")
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource) -> tuple[PydanticBaseSettingsSource, ...]:
+        return project.sources(settings_cls, init_settings)
+
+
+class IndexSettings(Group):
+    """How the corpus is embedded and stored, and how a reindex runs."""
 
     embed_model: str = Field(default="", description="Path of a sentence-transformers model; empty = the fine-tuned model "
                              "shipped in models/embedder (written by `partnerbot tune`), else the bundled all-MiniLM-L6-v2.")
@@ -56,15 +72,29 @@ class IndexSettings(BaseModel):
     eval_gate: bool = Field(default=True, description="Run the eval gate before `index` switches versions.")
     index_lease_seconds: float = Field(
         default=120.0, ge=1, le=3600, description="Life of the reindex lease in the store; the build renews it at a third of this.")
+    _model: EmbeddingModel | None = PrivateAttr(default=None)
 
+    def embedding(self) -> EmbeddingModel:
+        """The embedding model these settings name, resolved on the first call: its folder (`embed_model`, else
+        the shipped fine-tuned model, else the base model), its name recorded in the index, its weights' SHA-256.
+
+        Raises:
+            ModelArtifactError: a tuned model's weights are missing or do not match their manifest.
+        """
+        if self._model is None:
+            self._model = embedding_model(self.embed_model, tuned_model_dir(), bundled_model_path())
+        return self._model
+
+    # `Reader.load` (answering/reader/) reads these two; they are the resolved model's, not computed here.
     @property
     def model_path(self) -> str:
-        """The embedding model's folder: `embed_model`, else the shipped fine-tuned model, else the base model."""
-        from partnerbot.artifact import is_artifact
+        """`embedding().path`."""
+        return self.embedding().path
 
-        if self.embed_model:
-            return self.embed_model
-        return str(tuned_model_dir()) if is_artifact(tuned_model_dir()) else bundled_model_path()
+    @property
+    def model_sha256(self) -> str:
+        """`embedding().sha256`."""
+        return self.embedding().sha256
 
     @property
     def base_model_path(self) -> str:
@@ -76,39 +106,16 @@ class IndexSettings(BaseModel):
         """Where `partnerbot tune` writes the fine-tuned model by default."""
         return tuned_model_dir()
 
-    @property
-    def model_name(self) -> str:
-        """A machine-independent name for the model, recorded in the index."""
-        if self.embed_model:
-            return Path(self.embed_model).name
-        return "all-MiniLM-L6-v2-partnerbot" if self.model_path != bundled_model_path() else "all-MiniLM-L6-v2"
 
-    @property
-    def model_sha256(self) -> str:
-        """The SHA-256 of the embedding model's weights (a tuned model's is checked against its manifest).
-
-        Raises:
-            ModelArtifactError: a tuned model's weights are missing or do not match their manifest.
-        """
-        from partnerbot.artifact import is_artifact, read_manifest, weights_sha256_cached
-
-        path = Path(self.model_path)
-        return str(read_manifest(path)["sha256"]) if is_artifact(path) else weights_sha256_cached(path)
-
-
-class RetrievalSettings(BaseModel):
+class RetrievalSettings(Group):
     """How chunks are found for a question."""
-
-    model_config = ConfigDict(extra="forbid")
 
     retriever: Literal["hybrid", "dense", "bm25"] = Field(default="hybrid", description="Retrieval mode.")
     top_k: int = Field(default=6, ge=1, le=50, description="Chunks retrieved per question.")
 
 
-class AnsweringSettings(BaseModel):
+class AnsweringSettings(Group):
     """What a question may be, how the reader answers it, and the log of questions it could not answer."""
-
-    model_config = ConfigDict(extra="forbid")
 
     max_sentences: int = Field(default=3, ge=1, le=4, description="Most sentences quoted in one answer.")
     max_question_chars: int = Field(default=1000, ge=10, description="Longest question accepted, in characters.")
@@ -127,10 +134,8 @@ class AnsweringSettings(BaseModel):
         return None if value == "" else value
 
 
-class ServingSettings(BaseModel):
+class ServingSettings(Group):
     """`partnerbot serve`: where it listens, how many questions it answers at once, and its limits and logs."""
-
-    model_config = ConfigDict(extra="forbid")
 
     host: str = Field(default="127.0.0.1", description="Address `partnerbot serve` binds to.")
     port: int = Field(default=7860, ge=1, le=65535, description="Port `partnerbot serve` listens on.")
@@ -150,10 +155,8 @@ class ServingSettings(BaseModel):
         default="warning", description="Log level of `partnerbot serve` (uvicorn and partnerbot).")
 
 
-class GenerationSettings(BaseModel):
+class GenerationSettings(Group):
     """The optional language model that rewrites the quoted answer, and the check of what it writes."""
-
-    model_config = ConfigDict(extra="forbid")
 
     llm_url: str = Field(default="", description="Base URL of an OpenAI-compatible endpoint, e.g. http://127.0.0.1:8080/v1; "
                                          "set = answers are written by that model and checked; empty = quoted answers.")
@@ -183,39 +186,34 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default=Path(".partnerbot"), description="Where the index, caches and feedback log live.")
     corpus_dir: Path = Field(default=Path("corpus"), description="Folder of Markdown corpus documents.")
     evals_dir: Path = Field(default=Path("evals"), description="Folder of evaluation cases (train/, test/, thresholds.toml).")
-    index: IndexSettings = Field(default_factory=lambda: IndexSettings())
-    retrieval: RetrievalSettings = Field(default_factory=lambda: RetrievalSettings())
-    answering: AnsweringSettings = Field(default_factory=lambda: AnsweringSettings())
-    serving: ServingSettings = Field(default_factory=lambda: ServingSettings())
-    generation: GenerationSettings = Field(default_factory=lambda: GenerationSettings())
+    index: IndexSettings
+    retrieval: RetrievalSettings
+    answering: AnsweringSettings
+    serving: ServingSettings
+    generation: GenerationSettings
 
     @model_validator(mode="before")
     @classmethod
-    def _nest(cls, data: Any) -> Any:
-        """Settings given by name (from every source) move into their group."""
+    def _groups(cls, data: Any) -> Any:
+        """Each group read from its sources, with the settings given to `Settings` by name over them."""
         if not isinstance(data, dict):
             return data
         out = dict(data)
-        for group in GROUPS:
-            given = out.get(group)
-            nested = dict(given) if isinstance(given, dict) else {}
-            for name in GROUP_FIELDS[group]:
-                if name in out:
-                    nested[name] = out.pop(name)
-            if nested or group in out:
-                out[group] = nested if not isinstance(given, BaseModel) else given.model_copy(update=nested)
+        for group, model in GROUPS.items():
+            given = {name: out.pop(name) for name in GROUP_FIELDS[group] if name in out}
+            built = out.get(group)
+            if isinstance(built, model):
+                out[group] = _changed(built, given) if given else built
+            else:
+                out[group] = model(**(dict(built) if isinstance(built, dict) else {}), **given)
         return out
 
     @classmethod
     def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
                                    env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
                                    file_secret_settings: PydanticBaseSettingsSource) -> tuple[PydanticBaseSettingsSource, ...]:
-        project = find_project(Path.cwd())
-        environment = Variables(settings_cls, FIELDS, dict(os.environ), unknown_is_error=False)
-        if project is None:
-            return init_settings, environment, Variables(settings_cls, FIELDS, dotenv(Path(".env")))
-        from_dotenv = Variables(settings_cls, FIELDS, dotenv(project.root / ".env"), root=project.root)
-        return init_settings, environment, from_dotenv, InitSettingsSource(settings_cls, project.values(FIELDS))
+        project.check_names(settings_cls, set(FIELDS))
+        return project.sources(settings_cls, init_settings, rooted_defaults=True)
 
     def updated(self, **changes: Any) -> Settings:
         """A copy with the settings named in `changes` replaced (by name, as the sources give them).
@@ -229,7 +227,7 @@ class Settings(BaseSettings):
         update: dict[str, Any] = {k: v for k, v in changes.items() if k not in GROUP_OF}
         for group in {GROUP_OF[k] for k in changes if k in GROUP_OF}:
             mine = {k: v for k, v in changes.items() if GROUP_OF.get(k) == group}
-            update[group] = getattr(self, group).model_copy(update=mine)
+            update[group] = _changed(getattr(self, group), mine)
         return self.model_copy(update=update)
 
     @property
@@ -258,6 +256,11 @@ class Settings(BaseSettings):
         return self.answering.unanswered_log or self.data_dir / "unanswered.jsonl"
 
 
+def _changed(group: BaseModel, changes: dict[str, Any]) -> Any:
+    """`group` with `changes`, validated again (and with nothing resolved from its old values)."""
+    return type(group).model_validate(group.model_dump() | changes)
+
+
 GROUP_FIELDS: dict[str, tuple[str, ...]] = {g: tuple(m.model_fields) for g, m in GROUPS.items()}
 GROUP_OF: dict[str, str] = {name: g for g, names in GROUP_FIELDS.items() for name in names}
 # Every setting by name: the folders and each group's fields.
@@ -265,3 +268,6 @@ FIELDS: dict[str, FieldInfo] = {
     **{k: f for k, f in Settings.model_fields.items() if k not in GROUPS},
     **{name: m.model_fields[name] for m in GROUPS.values() for name in m.model_fields},
 }
+_NAMES = [k for k in Settings.model_fields if k not in GROUPS] + [n for names in GROUP_FIELDS.values() for n in names]
+if len(set(_NAMES)) != len(_NAMES):  # one name, one setting: `PARTNERBOT_<NAME>` must say which
+    raise RuntimeError(f"setting names used twice: {sorted({n for n in _NAMES if _NAMES.count(n) > 1})}")

@@ -106,7 +106,7 @@ def _plan(client: Any, settings: Settings, docs: list[Document], rebuild: bool) 
 
 
 def _new_version(docs: list[Document], settings: Settings) -> str:
-    digest = hashlib.sha256(json.dumps([[d.id, d.content_hash] for d in docs] + [settings.index.model_name, settings.index.chunk_size, settings.index.chunk_overlap]).encode())
+    digest = hashlib.sha256(json.dumps([[d.id, d.content_hash] for d in docs] + [settings.index.embedding().name, settings.index.chunk_size, settings.index.chunk_overlap]).encode())
     return dt.datetime.now(dt.UTC).strftime("v%Y%m%dT%H%M%S%f") + "-" + digest.hexdigest()[:6]
 
 

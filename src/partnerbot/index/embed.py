@@ -39,7 +39,7 @@ def _load(model_path: str) -> Any:
 
 def embed_model(settings: Settings) -> Any:
     """llama-index's `HuggingFaceEmbedding` over the configured local model."""
-    return _load(settings.index.model_path)
+    return _load(settings.index.embedding().path)
 
 
 @functools.lru_cache(maxsize=4)
@@ -63,7 +63,7 @@ def _word_pieces(model_path: str) -> Callable[[str], list[str]]:
 
 def count_tokens(settings: Settings, text: str) -> int:
     """How many tokens of the embedding model's own tokenizer `text` holds (without [CLS] and [SEP])."""
-    return len(_word_pieces(settings.index.model_path)(text))
+    return len(_word_pieces(settings.index.embedding().path)(text))
 
 
 def token_splitter(settings: Settings) -> Callable[[str], list[str]]:
@@ -73,7 +73,7 @@ def token_splitter(settings: Settings) -> Callable[[str], list[str]]:
     splitter = SentenceSplitter(
         chunk_size=settings.index.chunk_size,
         chunk_overlap=settings.index.chunk_overlap,
-        tokenizer=_word_pieces(settings.index.model_path),
+        tokenizer=_word_pieces(settings.index.embedding().path),
     )
     return splitter.split_text  # type: ignore[no-any-return]
 

@@ -25,8 +25,8 @@ LAYOUT = "sentence-pages/1"
 def build_meta(settings: Settings, selector_id: str = "") -> dict[str, Any]:
     """What a version records about what built it: the embedding settings and the selector artifact."""
     return {
-        "pb_model": settings.index.model_name,
-        "pb_model_sha256": settings.index.model_sha256,
+        "pb_model": settings.index.embedding().name,
+        "pb_model_sha256": settings.index.embedding().sha256,
         "pb_chunk_size": settings.index.chunk_size,
         "pb_chunk_overlap": settings.index.chunk_overlap,
         "pb_sentence_text": SENTENCE_TEXT,
