@@ -11,10 +11,11 @@ from typing import Any
 
 from common import ROOT
 
+from partnerbot.answers import Answer, Outcome, Passage
 from partnerbot.corpus.parse import load_corpus
 from partnerbot.index.embed import embed_model
 from partnerbot.settings import Settings
-from partnerbot.types import Answer, Source
+from partnerbot.types import Source
 
 
 class BaselineAssistant:
@@ -34,16 +35,17 @@ class BaselineAssistant:
     def ask(self, question: str, history: list[str] | None = None) -> Answer:
         t0 = time.perf_counter()
         nodes = self.retriever.retrieve(question)
-        sources, parts = [], []
+        sources, passages = [], []
         for n, hit in enumerate(nodes, 1):
             doc = self.docs[hit.node.metadata["doc"]]
             text = hit.node.get_content()
             start = doc.text.find(text)
             sources.append(Source(n, doc.id, doc.title, doc.url, doc.date, "", text, start, start + len(text),
                                   float(hit.score or 0)))
-            parts.append(f"{text} [{n}]")
-        return Answer(question, " ".join(parts), tuple(sources), False,
-                      {"total": (time.perf_counter() - t0) * 1000}, tuple(s.doc_id for s in sources))
+            passages.append(Passage(text, (n,)))
+        return Answer(question, Outcome.ANSWERED, tuple(passages), tuple(sources),
+                      timings_ms={"total": (time.perf_counter() - t0) * 1000},
+                      retrieved_doc_ids=tuple(s.doc_id for s in sources))
 
     def doc_ids(self) -> list[str]:
         return list(self.docs)

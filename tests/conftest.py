@@ -203,8 +203,8 @@ def assistant(real_index: Path):  # type: ignore[no-untyped-def]
 def not_ready(assistant: Any, question: str, error: type[Exception], match: str) -> None:
     """`assistant.ask(question)` raises `error` matching `match`: no usable index or reader. Every front end tells
     the public it is not ready, and keeps the error's message for operators."""
+    from partnerbot.answers import ProblemKind
     from partnerbot.serving import replies
-    from partnerbot.types import ProblemKind
 
     with pytest.raises(error, match=match) as info:
         assistant.ask(question)

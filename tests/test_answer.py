@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from conftest import ROOT
 from partnerbot.answering.assistant import Assistant
 from partnerbot.answering.retrieve import hybrid_search
+from partnerbot.answers import Answer, Outcome, ProblemKind
 from partnerbot.cli import app
 from partnerbot.corpus.parse import load_corpus
 from partnerbot.errors import InputError
@@ -23,7 +24,6 @@ from partnerbot.index.embed import embed_query
 from partnerbot.phrases import CITATION_RE, EXAMPLE_QUESTIONS, REFUSAL
 from partnerbot.serving import replies
 from partnerbot.settings import Settings
-from partnerbot.types import Answer, Outcome, ProblemKind
 
 ONE_PER_DOC = {
     "press-release-2020-07-30": "What did ICE launch on July 30, 2020 to highlight its partnerships?",

@@ -26,9 +26,9 @@ from partnerbot.answering import unanswered
 from partnerbot.answering.assistant import Assistant
 from partnerbot.answering.language import REPLIES
 from partnerbot.answering.retrieve import Retriever
+from partnerbot.answers import Answer
 from partnerbot.index.embed import QueryBatcher, embed_queries
 from partnerbot.settings import Settings
-from partnerbot.types import Answer
 
 ANSWER_KEYS = {"question", "answer", "outcome", "refused", "unavailable", "notice", "passages", "language", "mode",
                "fallback", "sources", "timings_ms"}

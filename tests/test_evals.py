@@ -10,13 +10,14 @@ from playwright.sync_api import expect, sync_playwright
 from typer.testing import CliRunner
 
 from conftest import ROOT
+from partnerbot.answers import Answer, Outcome, Passage
 from partnerbot.cli import app
 from partnerbot.errors import EvalError
 from partnerbot.evaluation.cases import load_cases
 from partnerbot.evaluation.metrics import Case, check_case, fact_found, locate_evidence, metrics
 from partnerbot.index.build import build_index
 from partnerbot.settings import Settings
-from partnerbot.types import Answer, Outcome, Passage, Source
+from partnerbot.types import Source
 
 CASES = """
 - id: alpha-number

@@ -13,12 +13,12 @@ from hypothesis import strategies as st
 
 from conftest import ROOT, ChromaServer, eventually
 from partnerbot.answering.assistant import Assistant
+from partnerbot.answers import Answer, Outcome, Passage
 from partnerbot.errors import InputError
 from partnerbot.index.build import build_index
 from partnerbot.phrases import CITATION_RE
 from partnerbot.serving import feedback, replies
 from partnerbot.settings import Settings
-from partnerbot.types import Answer, Outcome, Passage
 from test_ui import Server
 
 SECRET = "How many spare lighthouse lamps does the Alpha Program keep?"

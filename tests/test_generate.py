@@ -27,10 +27,11 @@ from conftest import ROOT, free_port, wait_http
 from partnerbot.answering.assistant import Assistant
 from partnerbot.answering.generate import INSTRUCTIONS, MODEL_REFUSAL, parse_reply, split_claims, user_prompt
 from partnerbot.answering.verify import read_verifier, unsupported
+from partnerbot.answers import Answer, Outcome, Passage
 from partnerbot.evaluation.metrics import citations_valid
 from partnerbot.settings import Settings
 from partnerbot.text import names, numbers, split_sentences
-from partnerbot.types import Answer, Outcome, Passage, Source
+from partnerbot.types import Source
 
 QUESTION = "When was the Cyber Crimes Center established?"
 STALL = object()  # a reply the stub holds back until it is released: an endpoint that has stalled

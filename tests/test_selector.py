@@ -14,12 +14,12 @@ from partnerbot.answering.assistant import Assistant
 from partnerbot.answering.reader.features import FEATURES, counted_stems
 from partnerbot.answering.reader.model import Thresholds, read_selector, write_selector
 from partnerbot.answering.reader.policy import choose, decide
+from partnerbot.answers import Answer
 from partnerbot.cli import app
 from partnerbot.errors import IndexMismatchError, SelectorError
 from partnerbot.evaluation.tune import tune
 from partnerbot.index.build import build_index
 from partnerbot.settings import Settings, bundled_selector_path
-from partnerbot.types import Answer
 
 REMOVALS = "ERO carried out 185,884 removals in FY 2020"
 ARRESTS = "ERO made 103,603 administrative arrests"

@@ -26,13 +26,14 @@ from partnerbot.answering.reader import Reader, Reading
 from partnerbot.answering.reader.features import Candidates, Query, featurize
 from partnerbot.answering.retrieve import Retriever
 from partnerbot.answering.writer import Writer
+from partnerbot.answers import Answer, Outcome, Passage
 from partnerbot.errors import StoreError
 from partnerbot.index.read import DocInfo, IndexSnapshot
 from partnerbot.index.snapshots import IndexSnapshots
 from partnerbot.phrases import REFUSAL, UNCERTAIN
 from partnerbot.sanitize import clean_history, clean_question, fold
 from partnerbot.settings import Settings
-from partnerbot.types import Answer, Hit, Outcome, Page, Passage, Source
+from partnerbot.types import Hit, Page, Source
 
 # Told of each declined or uncertain question from the public (`unanswered.recorder`).
 Unanswered = Callable[[str], None]

@@ -15,9 +15,10 @@ import numpy as np
 
 from partnerbot.answering.generate import Claim, GenerationError, Generator
 from partnerbot.answering.verify import Verifier, read_verifier, verify
+from partnerbot.answers import Answer, Passage
 from partnerbot.index.embed import embed_texts
 from partnerbot.settings import Settings
-from partnerbot.types import Answer, Passage, Source
+from partnerbot.types import Source
 
 
 class Writer:

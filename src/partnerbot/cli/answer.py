@@ -31,10 +31,10 @@ def ask(
     Example: partnerbot ask "When were they created?" --history "What is BEST?"
              partnerbot ask "What is HERO Corps?" --url http://127.0.0.1:7860 --json
     """
+    from partnerbot.answers import Problem
     from partnerbot.progress import step
     from partnerbot.serving import replies
     from partnerbot.serving.terminal import print_answer
-    from partnerbot.types import Problem
 
     try:
         if url:

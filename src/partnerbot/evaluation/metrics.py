@@ -16,11 +16,11 @@ from typing import Any
 
 import numpy as np
 
+from partnerbot.answers import Answer, Outcome
 from partnerbot.errors import EvalError, InputError, StoreError
 from partnerbot.evaluation.cases import Case
 from partnerbot.evaluation.evidence import Span, holds_evidence, locate_evidence
 from partnerbot.phrases import CITATION_RE
-from partnerbot.types import Answer, Outcome
 
 _CITED_RUN = re.compile(r"(?:\[\d+\])+")  # a generated answer's sentences each end with one run of markers
 

@@ -7,11 +7,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from partnerbot.answering.assistant import Assistant
+from partnerbot.answers import Answer
 from partnerbot.serving import replies
 from partnerbot.serving.limits import RateLimiter
 from partnerbot.serving.replies import Result
 from partnerbot.serving.telemetry import Metrics
-from partnerbot.types import Answer
 
 
 class Asker:

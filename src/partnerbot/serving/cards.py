@@ -19,9 +19,10 @@ from urllib.parse import quote, urlencode, urlparse
 import nh3
 from markdown_it import MarkdownIt
 
+from partnerbot.answers import Answer, Outcome, Problem
 from partnerbot.phrases import CITATION_RE, EXAMPLE_QUESTIONS, GENERATED_NOTE
 from partnerbot.text import block_text, paragraph_span
-from partnerbot.types import Answer, Outcome, Page, Problem, Source
+from partnerbot.types import Page, Source
 
 # Private-use characters mark the cited sentence in the Markdown source: they pass through the renderer as
 # plain text and become <mark> afterwards, wherever the sentence ends up (a paragraph, a list item).

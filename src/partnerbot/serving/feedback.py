@@ -12,8 +12,8 @@ from typing import Any
 
 import yaml
 
+from partnerbot.answers import Answer
 from partnerbot.errors import PartnerbotError
-from partnerbot.types import Answer
 
 MAX_COMMENT = 2000
 

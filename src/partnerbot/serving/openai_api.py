@@ -21,13 +21,13 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from partnerbot.answering.assistant import Assistant
+from partnerbot.answers import Answer, Problem, ProblemKind
 from partnerbot.errors import InputError
 from partnerbot.index.embed import count_tokens
 from partnerbot.sanitize import clean_history, clean_parts, clean_question, clean_text
 from partnerbot.serving import replies
 from partnerbot.serving.web import Front, SafeJSONResponse, problem_response
 from partnerbot.text import scrub
-from partnerbot.types import Answer, Problem, ProblemKind
 
 MODEL_ID = "partnerbot"
 STARTED = int(time.time())

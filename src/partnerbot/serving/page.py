@@ -12,6 +12,7 @@ from typing import Any
 import gradio as gr
 
 from partnerbot.answering.assistant import Assistant
+from partnerbot.answers import Answer, Problem
 from partnerbot.errors import PartnerbotError
 from partnerbot.phrases import EXAMPLE_QUESTIONS
 from partnerbot.sanitize import shown
@@ -20,7 +21,6 @@ from partnerbot.serving.asker import Asker
 from partnerbot.serving.limits import RateLimiter
 from partnerbot.serving.telemetry import Metrics
 from partnerbot.settings import Settings
-from partnerbot.types import Answer, Problem
 
 log = logging.getLogger("partnerbot.ui")
 STATIC = Path(__file__).parent.parent / "static"

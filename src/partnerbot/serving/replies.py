@@ -17,10 +17,10 @@ import logging
 import math
 from typing import TYPE_CHECKING, Any
 
+from partnerbot.answers import Answer, Outcome, Problem, ProblemKind
 from partnerbot.errors import InputError, PartnerbotError, StoreError
 from partnerbot.phrases import NOT_READY, TROUBLE, UNAVAILABLE
 from partnerbot.text import scrub
-from partnerbot.types import Answer, Outcome, Problem, ProblemKind
 
 if TYPE_CHECKING:  # `ask --url` reads replies without loading the answering stack
     from partnerbot.answering.assistant import Assistant

@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, disable_cre
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from partnerbot.types import Answer
+from partnerbot.answers import Answer
 
 # Requests by what became of them (`replies.metric` gives each result its label).
 OUTCOMES = ("answered", "uncertain", "refused", "invalid", "unavailable", "rate_limited", "error")

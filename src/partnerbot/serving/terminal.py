@@ -9,12 +9,13 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.text import Text
 
+from partnerbot.answers import Answer, Problem
 from partnerbot.errors import PartnerbotError
 from partnerbot.phrases import EXAMPLE_QUESTIONS, GENERATED_NOTE
 from partnerbot.serving import replies
 from partnerbot.serving.replies import Result
 from partnerbot.text import paragraph_span
-from partnerbot.types import Answer, Problem, Source
+from partnerbot.types import Source
 
 if TYPE_CHECKING:  # `ask --url` prints answers without loading the answering stack
     from partnerbot.answering.assistant import Assistant

@@ -23,13 +23,13 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
 from partnerbot.answering.assistant import Assistant
+from partnerbot.answers import Answer, Problem, ProblemKind
 from partnerbot.phrases import TROUBLE
 from partnerbot.serving import replies
 from partnerbot.serving.asker import Asker
 from partnerbot.serving.replies import Result
 from partnerbot.serving.telemetry import Metrics, endpoint_of
 from partnerbot.text import scrub
-from partnerbot.types import Answer, Problem, ProblemKind
 
 log = logging.getLogger("partnerbot.api")
 MAX_BODY = 64 * 1024
