@@ -19,8 +19,8 @@ from urllib.parse import quote, urlencode, urlparse
 import nh3
 from markdown_it import MarkdownIt
 
-from partnerbot.answers import Answer, Outcome, Problem
-from partnerbot.phrases import CITATION_RE, EXAMPLE_QUESTIONS, GENERATED_NOTE
+from partnerbot.answers import Answer, Outcome, Passage, Problem
+from partnerbot.phrases import EXAMPLE_QUESTIONS, GENERATED_NOTE, cite
 from partnerbot.text import block_text, paragraph_span
 from partnerbot.types import Page, Source
 
@@ -140,20 +140,21 @@ def sources_block(answer: Answer, number: int, lookup: Lookup, checked: str) -> 
             + "</details>")
 
 
-def linked(text: str, number: int, sources: Sequence[Source]) -> str:
-    """Escape `text` and make each `[n]` of answer `number` a link to its source card (see `static/page.js`).
+def linked(passage: Passage, number: int, sources: Sequence[Source]) -> str:
+    """A passage of answer `number`, escaped, each of its citations a `[n]` link to its source card (see
+    `static/page.js`).
 
     A screen reader reads the link as "source 1: <title>" instead of "left bracket 1 right bracket". The chat's
     sanitizer drops `aria-label`, so the name travels as `title` (a tooltip) and page.js makes it the label.
     """
-    titles = {str(s.n): s.title for s in sources}
+    titles = {s.n: s.title for s in sources}
 
-    def link(m: re.Match[str]) -> str:
-        n = m.group(1)
+    def link(n: int) -> str:
         name = html.escape(f"source {n}: {titles[n]}" if n in titles else f"source {n}", quote=True)
-        return f'<a class="pb-cite" href="#src-{number}-{n}" title="{name}">[{n}]</a>'
+        return f'<a class="pb-cite" href="#src-{number}-{n}" title="{name}">{cite(n)}</a>'
 
-    return CITATION_RE.sub(link, html.escape(text))
+    marks = "".join(link(n) for n in passage.cites)
+    return f"{html.escape(passage.text)} {marks}" if marks else html.escape(passage.text)
 
 
 def _paragraphs(text: str) -> str:
@@ -165,7 +166,7 @@ def answer_text_html(result: Answer | Problem, number: int) -> str:
     if isinstance(result, Problem):
         return _paragraphs(result.message)
     notice = _paragraphs(result.notice)
-    cited = [linked(p.cited, number, result.sources) for p in result.passages]
+    cited = [linked(p, number, result.sources) for p in result.passages]
     if result.outcome == Outcome.UNCERTAIN:
         return notice + "<ul class='pb-passages'>" + "".join(f"<li>{c}</li>" for c in cited) + "</ul>"
     return notice + (f"<p>{' '.join(cited)}</p>" if cited else "")
