@@ -345,8 +345,9 @@ def test_store_outage_is_503_unavailable_on_every_endpoint(tmp_path: Path, tiny_
         assert "4817" in ask(srv, 1, {"question": question}).json()["answer"]
         call = f"{srv.url}/gradio_api/call/ask"  # Gradio's REST route for the `/ask` endpoint
         assert "event_id" in httpx.post(call, json={"data": [question, []]}, timeout=30).json()
-        chroma_server.kill()
-        r = httpx.post(call, json={"data": [question, []]}, timeout=30)
+        chroma_server.kill()  # the route asks the store at most once a second: it says so within that second
+        r = eventually(lambda: httpx.post(call, json={"data": [question, []]}, timeout=30),
+                       lambda r: r.status_code == 503, within=1.2)
         assert r.status_code == 503 and r.json()["unavailable"] is True and r.json()["error"]["message"] == UNAVAILABLE
         r = ask(srv, 1, {"question": question})
         assert r.status_code == 503 and r.json() == {"error": {"code": "unavailable", "message": UNAVAILABLE,
