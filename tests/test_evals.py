@@ -164,7 +164,7 @@ def test_invalid_cases_name_file_and_case(tmp_path: Path, text: str, message: st
         ("- id: a\n  question: q\n  refuse: true\n  sources: [alpha]\n",
          ":1: case 'a': a refuse or input_error case has no sources, facts or evidence"),
         ("- question: q\n  colour: red\n  evidence: ['']\n",
-         ":1: case #1: unknown key(s) colour (allowed: evidence, facts, history, id, input_error, question, refuse, "
+         ":1: case #1: unknown key(s) colour (allowed: all_evidence, evidence, facts, history, id, input_error, partial, question, refuse, "
          "sources) (line 2); missing 'id'; 'evidence' item 1: must not be blank"),
     ],
 )
